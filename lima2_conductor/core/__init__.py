@@ -1,0 +1,1 @@
+"""Pure core: everything that decides. Never imports tango."""

@@ -1,0 +1,83 @@
+"""Parameter dictionaries: defaults from JSON schemas, deep merge, validation."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+
+from .errors import ParamError
+
+MAX_JSON_LENGTH = 4 * 1024 * 1024
+
+
+def parse_json_object(text: str | bytes, what: str) -> dict[str, Any]:
+    """Parse a JSON object, with the parse position in the error."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if len(text) > MAX_JSON_LENGTH:
+        raise ParamError(f"{what}: {len(text)} characters is more than the {MAX_JSON_LENGTH} allowed")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParamError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise ParamError(f"{what} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def defaults_from_schema(schema: Mapping[str, Any]) -> Any:
+    """Build the default instance of a schema from its ``default`` values."""
+    if "default" in schema:
+        return copy.deepcopy(schema["default"])
+    if schema.get("type") == "object" or "properties" in schema:
+        return {name: defaults_from_schema(sub) for name, sub in schema.get("properties", {}).items()}
+    if schema.get("type") == "array":
+        return []
+    return None
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``override`` merged in, dicts recursively, the rest replaced."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def json_path(path: Any) -> str:
+    """``["acq", "nb_frames"]`` -> ``$.acq.nb_frames``; list indices as ``[i]``."""
+    out = "$"
+    for item in path:
+        out += f"[{item}]" if isinstance(item, int) else f".{item}"
+    return out
+
+
+@lru_cache(maxsize=32)
+def _validator(schema_json: str) -> jsonschema.protocols.Validator:
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    return cls(schema)
+
+
+def validate(instance: Any, schema: Mapping[str, Any] | str, what: str) -> None:
+    """Validate against a JSON schema; the error names the JSON path and what is allowed."""
+    schema_json = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True)
+    error = jsonschema.exceptions.best_match(_validator(schema_json).iter_errors(instance))
+    if error is None:
+        return
+    where = json_path(error.absolute_path)
+    allowed = ""
+    if error.validator == "enum":
+        allowed = f" (allowed: {', '.join(map(str, error.validator_value))})"
+    elif error.validator == "additionalProperties":
+        props = sorted(error.schema.get("properties", {}))
+        allowed = f" (allowed keys: {', '.join(props)})"
+    raise ParamError(f"{what} {where}: {error.message}{allowed}")

@@ -1,0 +1,88 @@
+"""Device and system states, and the rules that derive one from the other."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum, IntEnum
+
+
+class DeviceState(IntEnum):
+    """``acq_state`` of a Lima2 control or receiver device (values fixed by Lima2).
+
+    ``OFFLINE`` never comes from a device: it stands for one that does not answer.
+    """
+
+    IDLE = 0
+    PREPARED = 1
+    RUNNING = 2
+    STOPPED = 3
+    FAULT = 4
+    TERMINATE = 5
+    OFFLINE = 6
+
+
+class SystemState(IntEnum):
+    """One state for the whole system, derived from the device states."""
+
+    IDLE = 0
+    PREPARED = 1
+    RUNNING = 2
+    FAULT = 3
+    UNKNOWN = 4
+    DISCONNECTED = 5
+
+    @staticmethod
+    def from_device_states(states: Sequence[DeviceState]) -> SystemState:
+        """Derive the system state; the tolerance rules, first match wins:
+
+        1. any device OFFLINE -> DISCONNECTED;
+        2. any device FAULT or TERMINATE -> FAULT;
+        3. all IDLE or STOPPED -> IDLE;
+        4. all PREPARED -> PREPARED;
+        5. a mix of IDLE and PREPARED -> IDLE (one device lost its preparation:
+           prepare again);
+        6. all RUNNING, or RUNNING mixed with IDLE or STOPPED -> RUNNING (devices
+           finish one after the other);
+        7. anything else -> UNKNOWN.
+        """
+        if not states:
+            return SystemState.UNKNOWN
+        present = set(states)
+        if DeviceState.OFFLINE in present:
+            return SystemState.DISCONNECTED
+        if present & {DeviceState.FAULT, DeviceState.TERMINATE}:
+            return SystemState.FAULT
+        if present <= {DeviceState.IDLE, DeviceState.STOPPED}:
+            return SystemState.IDLE
+        if present == {DeviceState.PREPARED}:
+            return SystemState.PREPARED
+        if present <= {DeviceState.IDLE, DeviceState.PREPARED, DeviceState.STOPPED}:
+            return SystemState.IDLE
+        if DeviceState.RUNNING in present and present <= {
+            DeviceState.RUNNING,
+            DeviceState.IDLE,
+            DeviceState.STOPPED,
+        }:
+            return SystemState.RUNNING
+        return SystemState.UNKNOWN
+
+
+class RunState(str, Enum):
+    """The conductor's own view of its current run (it owns this one)."""
+
+    IDLE = "IDLE"
+    PREPARING = "PREPARING"
+    PREPARED = "PREPARED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    WAITING_FOR_PROC = "WAITING_FOR_PROC"
+    STOPPING = "STOPPING"
+    DONE = "DONE"
+    STOPPED = "STOPPED"
+    FAULT = "FAULT"
+    RESETTING = "RESETTING"
+
+    @property
+    def active(self) -> bool:
+        """True while an acquisition is under way."""
+        return self in (RunState.STARTING, RunState.RUNNING, RunState.WAITING_FOR_PROC, RunState.STOPPING)

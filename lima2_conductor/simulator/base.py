@@ -1,0 +1,138 @@
+"""What the simulated control and receiver devices share: state, errors, fault knobs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, NoReturn
+
+import tango
+from tango import AttrWriteType, DispLevel, GreenMode
+from tango.server import Device, attribute, device_property
+
+from ..core.errors import ParamError
+from ..core.params import parse_json_object, validate
+from ..core.state import DeviceState
+
+LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"]
+logger = logging.getLogger(__name__)
+
+
+def raise_lima(what: str, device: str, origin: str, **info: Any) -> NoReturn:
+    """Raise a ``DevFailed`` as the Lima2 C++ devices do: reason ``LIMA_Exception``,
+    ``desc`` a JSON object ``{"what", "errinfo"}``."""
+    desc = json.dumps({"what": what, "errinfo": {"device": device, **{k: str(v) for k, v in info.items()}}})
+    tango.Except.throw_exception("LIMA_Exception", desc, origin)
+
+
+class SimulatorDevice(Device):
+    """Base of the simulated control and receiver devices."""
+
+    green_mode = GreenMode.Asyncio
+
+    sensor_width = device_property(dtype=int, default_value=512, doc="Simulated sensor width (pixels)")
+    sensor_height = device_property(dtype=int, default_value=512, doc="Simulated sensor height (pixels)")
+
+    async def init_device(self) -> None:
+        await super().init_device()
+        self._acq_state = DeviceState.IDLE
+        self._log_level = 2
+        self._fail_prepare = False
+        self._fail_start = False
+        self._fail_at_frame = -1
+        self._prepare_delay = 0.0
+        self._hang = 0.0
+        self.set_change_event("acq_state", True, False)
+        self.set_state(tango.DevState.ON)
+        self.set_status("IDLE")
+
+    # -- state -------------------------------------------------------------
+    @attribute(dtype=int, doc="Lima2 acq_state: IDLE=0 PREPARED=1 RUNNING=2 STOPPED=3 FAULT=4 TERMINATE=5")
+    def acq_state(self) -> int:
+        return int(self._acq_state)
+
+    def set_acq_state(self, state: DeviceState) -> None:
+        """Change ``acq_state`` and push a change event (call from the loop thread)."""
+        if state == self._acq_state:
+            return
+        self._acq_state = state
+        self.set_status(state.name)
+        self.set_state(tango.DevState.FAULT if state == DeviceState.FAULT else tango.DevState.ON)
+        self.push_change_event("acq_state", int(state))
+
+    def require(self, *states: DeviceState, command: str) -> None:
+        if self._acq_state not in states:
+            allowed = " or ".join(s.name for s in states)
+            raise_lima(f"{command} is not allowed in state {self._acq_state.name} (needs {allowed})", self.get_name(), command)
+
+    # -- params ------------------------------------------------------------
+    def parse_params(self, value: str, schema: dict[str, Any], what: str) -> dict[str, Any]:
+        """Parse and validate a JSON params write; Lima-style error naming the field."""
+        try:
+            params = parse_json_object(value, what)
+            validate(params, schema, what)
+        except ParamError as exc:
+            raise_lima(exc.message, self.get_name(), f"write {what}")
+        return params
+
+    # -- log level -----------------------------------------------------------
+    @attribute(dtype=tango.DevEnum, enum_labels=LOG_LEVELS, access=AttrWriteType.READ_WRITE, doc="Server log level")
+    def log_level(self) -> int:
+        return self._log_level
+
+    @log_level.write
+    def log_level(self, value: int) -> None:
+        self._log_level = int(value)
+
+    # -- fault knobs (expert) ----------------------------------------------------
+    @attribute(dtype=bool, access=AttrWriteType.READ_WRITE, display_level=DispLevel.EXPERT, doc="Fault knob: the next Prepare fails")
+    def sim_fail_prepare(self) -> bool:
+        return self._fail_prepare
+
+    @sim_fail_prepare.write
+    def sim_fail_prepare(self, value: bool) -> None:
+        self._fail_prepare = bool(value)
+
+    @attribute(dtype=bool, access=AttrWriteType.READ_WRITE, display_level=DispLevel.EXPERT, doc="Fault knob: the next Start fails")
+    def sim_fail_start(self) -> bool:
+        return self._fail_start
+
+    @sim_fail_start.write
+    def sim_fail_start(self, value: bool) -> None:
+        self._fail_start = bool(value)
+
+    @attribute(dtype=int, access=AttrWriteType.READ_WRITE, display_level=DispLevel.EXPERT, doc="Fault knob: go FAULT when reaching this global frame index (-1: never)")
+    def sim_fail_at_frame(self) -> int:
+        return self._fail_at_frame
+
+    @sim_fail_at_frame.write
+    def sim_fail_at_frame(self, value: int) -> None:
+        self._fail_at_frame = int(value)
+
+    @attribute(dtype=float, unit="s", format="%.3f", access=AttrWriteType.READ_WRITE, display_level=DispLevel.EXPERT, doc="Fault knob: every Prepare takes this much longer")
+    def sim_prepare_delay(self) -> float:
+        return self._prepare_delay
+
+    @sim_prepare_delay.write
+    def sim_prepare_delay(self, value: float) -> None:
+        self._prepare_delay = max(0.0, float(value))
+
+    @attribute(dtype=float, unit="s", format="%.3f", access=AttrWriteType.READ_WRITE, display_level=DispLevel.EXPERT, doc="Fault knob: the next command blocks the whole server this long (a hung process)")
+    def sim_hang(self) -> float:
+        return self._hang
+
+    @sim_hang.write
+    def sim_hang(self, value: float) -> None:
+        self._hang = max(0.0, float(value))
+
+    def maybe_hang(self) -> None:
+        """Block the server's event loop on purpose: the hang knob simulates a hung process."""
+        if self._hang > 0:
+            duration, self._hang = self._hang, 0.0
+            time.sleep(duration)
+
+    def consume_fail(self, knob: str, command: str) -> None:
+        if getattr(self, knob):
+            setattr(self, knob, False)
+            raise_lima(f"simulated {command} failure (fault knob)", self.get_name(), command)

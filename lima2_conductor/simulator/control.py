@@ -1,0 +1,184 @@
+"""``LimaSimulatorControl``: the simulated Lima2 control device (the detector)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from tango import AttrWriteType
+from tango.server import attribute, command, device_property
+
+from ..core.params import defaults_from_schema
+from ..core.state import DeviceState
+from .base import SimulatorDevice, raise_lima
+from .clock import FrameClock
+from .frames import geometry_from_params
+from .schemas import TRIGGER_MODES, acq_params_schema
+
+PLUGIN_VERSION = "simulator-1.0.0"
+
+
+class LimaSimulatorControl(SimulatorDevice):
+    """Drives the (simulated) detector: timing, triggers, frame count."""
+
+    receiver_topology = device_property(dtype=str, default_value="round_robin", doc="Frame dispatch of the receivers")
+    detector_model = device_property(dtype=str, default_value="Simulator 512", doc="Model string in det_info")
+
+    async def init_device(self) -> None:
+        await super().init_device()
+        self.schema = acq_params_schema(self.sensor_width, self.sensor_height)
+        self._acq_params: dict[str, Any] = defaults_from_schema(self.schema)
+        self._clock: FrameClock | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._uuid = ""
+        self.set_change_event("nb_frames_acquired", True, False)
+
+    async def delete_device(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    # -- attributes ----------------------------------------------------------
+    @attribute(dtype=str, access=AttrWriteType.READ_WRITE, doc="Acquisition parameters (JSON, times in us)")
+    def acq_params(self) -> str:
+        return json.dumps(self._acq_params)
+
+    @acq_params.write
+    def acq_params(self, value: str) -> None:
+        self.require(DeviceState.IDLE, DeviceState.PREPARED, command="write acq_params")
+        self._acq_params = self.parse_params(value, self.schema, "acq_params")
+
+    @attribute(dtype=int, doc="Frames produced by the detector in this acquisition")
+    def nb_frames_acquired(self) -> int:
+        return self._clock.produced() if self._clock else 0
+
+    @attribute(dtype=str, doc="Detector information (JSON)")
+    def det_info(self) -> str:
+        return json.dumps(
+            {
+                "plugin": "Simulator",
+                "model": self.detector_model,
+                "sn": "SIM-0001",
+                "pixel_size": {"x": 75e-6, "y": 75e-6},
+                "dimensions": {"x": self.sensor_width, "y": self.sensor_height},
+                "pixel_types": ["gray8", "gray16", "gray32", "gray32f"],
+            }
+        )
+
+    @attribute(dtype=str, doc="Detector runtime status (JSON)")
+    def det_status(self) -> str:
+        return json.dumps({"temperature": 24.5, "humidity": 12.0, "state": self._acq_state.name.lower()})
+
+    @attribute(dtype=str, doc="Detector capabilities (JSON)")
+    def det_capabilities(self) -> str:
+        return json.dumps(
+            {
+                "trigger_modes": TRIGGER_MODES,
+                "expo_time_range": [1, 3_600_000_000],
+                "latency_time_range": [0, 3_600_000_000],
+                "pixel_types": ["gray8", "gray8s", "gray16", "gray16s", "gray32", "gray32s", "gray32f", "gray64f"],
+            }
+        )
+
+    @attribute(dtype=str, doc="Detector plugin version")
+    def version(self) -> str:
+        return PLUGIN_VERSION
+
+    # -- commands --------------------------------------------------------------
+    @command(dtype_in=str, doc_in="Acquisition UUID")
+    async def Prepare(self, uuid: str) -> None:
+        self.maybe_hang()
+        self.require(DeviceState.IDLE, DeviceState.PREPARED, command="Prepare")
+        if self._prepare_delay:
+            await asyncio.sleep(self._prepare_delay)
+        self.consume_fail("_fail_prepare", "Prepare")
+        try:
+            geometry_from_params(self._acq_params, self.sensor_width, self.sensor_height)
+        except ValueError as exc:
+            raise_lima(str(exc), self.get_name(), "Prepare")
+        self._uuid = uuid
+        self._clock = FrameClock(self._acq_params)
+        self.set_acq_state(DeviceState.PREPARED)
+
+    @command
+    async def Start(self) -> None:
+        self.maybe_hang()
+        self.require(DeviceState.PREPARED, command="Start")
+        self.consume_fail("_fail_start", "Start")
+        assert self._clock is not None
+        self._clock.start()
+        self.set_acq_state(DeviceState.RUNNING)
+        self._task = asyncio.create_task(self._run())
+
+    @command
+    async def Trigger(self) -> None:
+        self.maybe_hang()
+        self.require(DeviceState.RUNNING, command="Trigger")
+        assert self._clock is not None
+        if not self._clock.software:
+            raise_lima(f"Trigger needs trigger_mode 'software', not {self._clock.mode!r}", self.get_name(), "Trigger")
+        self._clock.trigger()
+
+    @command
+    async def Stop(self) -> None:
+        self.maybe_hang()
+        if self._acq_state != DeviceState.RUNNING:
+            return
+        self._end(DeviceState.STOPPED)
+
+    @command
+    async def Close(self) -> None:
+        self.maybe_hang()
+        self.require(DeviceState.IDLE, DeviceState.PREPARED, DeviceState.STOPPED, command="Close")
+        self.set_acq_state(DeviceState.IDLE)
+
+    @command
+    async def Reset(self) -> None:
+        self.maybe_hang()
+        if self._acq_state == DeviceState.RUNNING:
+            self._end(DeviceState.IDLE)
+        self.set_acq_state(DeviceState.IDLE)
+
+    # -- acquisition -----------------------------------------------------------
+    def _end(self, state: DeviceState) -> None:
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+        self._task = None
+        if self._clock is not None:
+            self.push_change_event("nb_frames_acquired", self._clock.produced())
+            self._clock = _frozen(self._clock)
+        self.set_acq_state(state)
+
+    async def _run(self) -> None:
+        clock = self._clock
+        assert clock is not None
+        last = -1
+        while True:
+            n = clock.produced()
+            if self._fail_at_frame >= 0 and n > self._fail_at_frame:
+                self._fail_at_frame = -1
+                self._end(DeviceState.FAULT)
+                return
+            if n != last and n - last >= max(1, int(0.05 / clock.period)):
+                self.push_change_event("nb_frames_acquired", n)
+                last = n
+            if clock.complete():
+                self._end(DeviceState.IDLE)
+                return
+            await asyncio.sleep(min(0.05, max(0.001, clock.next_frame_in())))
+
+
+class _FrozenClock(FrameClock):
+    """A clock stopped at a fixed count (after Stop, Reset or the end)."""
+
+    def __init__(self, count: int, source: FrameClock) -> None:
+        self.__dict__.update(source.__dict__)
+        self.count = count
+
+    def produced(self) -> int:
+        return self.count
+
+
+def _frozen(clock: FrameClock) -> FrameClock:
+    return clock if isinstance(clock, _FrozenClock) else _FrozenClock(clock.produced(), clock)
+

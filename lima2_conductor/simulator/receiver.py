@@ -1,0 +1,248 @@
+"""``LimaSimulatorReceiver``: gets its share of the frames and runs the pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import tango
+from tango import AttrWriteType, DispLevel, Util
+from tango.server import attribute, command, device_property
+
+from ..core.params import defaults_from_schema
+from ..core.state import DeviceState
+from .base import SimulatorDevice, raise_lima
+from .clock import FrameClock
+from .frames import FrameGenerator, share
+from .pipeline import LegacyPipeline
+from .processing import PIPELINES
+from .schemas import PROCESSING_CLASS, acq_params_schema, proc_params_schema
+
+logger = logging.getLogger(__name__)
+
+
+class LimaSimulatorReceiver(SimulatorDevice):
+    """Receiver of rank ``rank`` among ``nb_receivers`` (the real ones learn it from MPI)."""
+
+    rank = device_property(dtype=int, default_value=0, doc="0-based position in the receiver list")
+    nb_receivers = device_property(dtype=int, default_value=1, doc="Number of receivers")
+    control_device = device_property(dtype=str, default_value="", doc="Control device, followed in software trigger mode")
+
+    async def init_device(self) -> None:
+        await super().init_device()
+        self.acq_schema = acq_params_schema(self.sensor_width, self.sensor_height)
+        self.proc_schema = proc_params_schema()
+        self._acq_params: dict[str, Any] = defaults_from_schema(self.acq_schema)
+        self._proc_params: dict[str, Any] = defaults_from_schema(self.proc_schema)
+        self._pipelines: dict[str, str] = {}  # uuid -> processing device name
+        self._current: LegacyPipeline | None = None
+        self._clock: FrameClock | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = False
+        self._nb_xferred = 0
+        self._last_error = ""
+        self._drop_finished = False
+        self._control: Any = None
+        self.set_change_event("nb_frames_xferred", True, False)
+
+    async def delete_device(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    # -- attributes ----------------------------------------------------------
+    @attribute(dtype=str, access=AttrWriteType.READ_WRITE, doc="Acquisition parameters (JSON, times in us)")
+    def acq_params(self) -> str:
+        return json.dumps(self._acq_params)
+
+    @acq_params.write
+    def acq_params(self, value: str) -> None:
+        self.require(DeviceState.IDLE, DeviceState.PREPARED, command="write acq_params")
+        self._acq_params = self.parse_params(value, self.acq_schema, "acq_params")
+
+    @attribute(dtype=str, access=AttrWriteType.READ_WRITE, doc="Processing parameters (JSON)")
+    def proc_params(self) -> str:
+        return json.dumps(self._proc_params)
+
+    @proc_params.write
+    def proc_params(self, value: str) -> None:
+        self.require(DeviceState.IDLE, DeviceState.PREPARED, command="write proc_params")
+        self._proc_params = self.parse_params(value, self.proc_schema, "proc_params")
+
+    @attribute(dtype=int, doc="Frames received by this receiver in this acquisition")
+    def nb_frames_xferred(self) -> int:
+        return self._nb_xferred
+
+    @attribute(dtype=(str,), max_dim_x=1024, doc="UUIDs of the processing pipelines this receiver holds")
+    def pipelines(self) -> list[str]:
+        return list(self._pipelines)
+
+    @attribute(dtype=str, doc="Last error (JSON {what, errinfo}), empty if none")
+    def last_error(self) -> str:
+        return self._last_error
+
+    @attribute(dtype=bool, access=AttrWriteType.READ_WRITE, display_level=DispLevel.EXPERT, doc="Fault knob: never push is_finished for the next acquisition")
+    def sim_drop_finished_event(self) -> bool:
+        return self._drop_finished
+
+    @sim_drop_finished_event.write
+    def sim_drop_finished_event(self, value: bool) -> None:
+        self._drop_finished = bool(value)
+
+    # -- commands --------------------------------------------------------------
+    def _processing_name(self, uuid: str) -> str:
+        domain = self.get_name().split("/")[0]
+        return f"{domain}/limaprocessing/{uuid}@{self.rank}"
+
+    @command(dtype_in=str, doc_in="Acquisition UUID")
+    async def Prepare(self, uuid: str) -> None:
+        self.maybe_hang()
+        self.require(DeviceState.IDLE, DeviceState.PREPARED, command="Prepare")
+        if self._prepare_delay:
+            await asyncio.sleep(self._prepare_delay)
+        self.consume_fail("_fail_prepare", "Prepare")
+        if not uuid or "/" in uuid or "*" in uuid:
+            raise_lima(f"invalid acquisition uuid {uuid!r}", self.get_name(), "Prepare")
+        if uuid in self._pipelines:
+            raise_lima(f"pipeline {uuid} exists already", self.get_name(), "Prepare")
+        if self._proc_params["class_name"] != PROCESSING_CLASS:
+            raise_lima(f"unknown processing class {self._proc_params['class_name']!r}", self.get_name(), "Prepare")
+        acq, proc = self._acq_params, self._proc_params
+        if acq["acq"]["trigger_mode"] == "software" and not self.control_device:
+            raise_lima("software trigger needs the control_device property", self.get_name(), "Prepare")
+        try:
+            generator = await asyncio.to_thread(FrameGenerator, acq, self.sensor_width, self.sensor_height)
+            pipeline = await asyncio.to_thread(LegacyPipeline, uuid, self.rank, generator, acq, proc)
+        except (ValueError, OSError) as exc:
+            raise_lima(str(exc), self.get_name(), "Prepare")
+        name = self._processing_name(uuid)
+        PIPELINES[name.lower()] = pipeline
+        frame_info = json.dumps(generator.geometry.info())
+
+        def create() -> None:
+            Util.instance().create_device("LimaProcessingLegacy", name)
+            tango.Database().put_device_property(name, {"frame_info": [frame_info]})
+
+        try:
+            await asyncio.to_thread(create)
+        except tango.DevFailed as exc:
+            PIPELINES.pop(name.lower(), None)
+            raise_lima(f"cannot create {name}: {exc.args[0].desc}", self.get_name(), "Prepare")
+        self._pipelines[uuid] = name
+        self._current = pipeline
+        self._clock = FrameClock(acq)
+        self._nb_xferred = 0
+        self.set_acq_state(DeviceState.PREPARED)
+
+    @command
+    async def Start(self) -> None:
+        self.maybe_hang()
+        self.require(DeviceState.PREPARED, command="Start")
+        self.consume_fail("_fail_start", "Start")
+        assert self._clock is not None and self._current is not None
+        self._stop = False
+        self._clock.start()
+        self.set_acq_state(DeviceState.RUNNING)
+        self._task = asyncio.create_task(self._run(self._current, self._clock, self._drop_finished))
+        self._drop_finished = False
+
+    @command
+    async def Stop(self) -> None:
+        self.maybe_hang()
+        if self._acq_state != DeviceState.RUNNING:
+            return
+        self._stop = True
+        self.set_acq_state(DeviceState.STOPPED)
+
+    @command
+    async def Close(self) -> None:
+        self.maybe_hang()
+        self.require(DeviceState.IDLE, DeviceState.PREPARED, DeviceState.STOPPED, command="Close")
+        self.set_acq_state(DeviceState.IDLE)
+
+    @command
+    async def Reset(self) -> None:
+        self.maybe_hang()
+        self._stop = True
+        self._last_error = ""
+        self.set_acq_state(DeviceState.IDLE)
+
+    @command(dtype_in=str, doc_in="UUID of the pipeline to delete")
+    async def erasePipeline(self, uuid: str) -> None:
+        name = self._pipelines.get(uuid)
+        if name is None:
+            raise_lima(f"no pipeline {uuid!r} (have {len(self._pipelines)})", self.get_name(), "erasePipeline")
+        if self._current is not None and self._current.uuid == uuid and self._acq_state == DeviceState.RUNNING:
+            raise_lima(f"pipeline {uuid} is running", self.get_name(), "erasePipeline")
+        del self._pipelines[uuid]
+        if self._current is not None and self._current.uuid == uuid:
+            self._current = None
+        await asyncio.to_thread(Util.instance().delete_device, "LimaProcessingLegacy", name)
+        PIPELINES.pop(name.lower(), None)
+
+    # -- acquisition -----------------------------------------------------------
+    async def _produced(self, clock: FrameClock) -> int:
+        """Frames the detector has produced: own clock, or the control's count."""
+        if not clock.software:
+            return clock.produced()
+        if self._control is None:
+            self._control = await tango.asyncio.DeviceProxy(self.control_device)
+        n = int((await self._control.read_attribute("nb_frames_acquired")).value)
+        return n if clock.nb_frames == 0 else min(n, clock.nb_frames)
+
+    async def _run(self, pipeline: LegacyPipeline, clock: FrameClock, drop_finished: bool) -> None:
+        n_recv = max(1, self.nb_receivers)
+        mode = self._acq_params["det"]["dispatch_mode"]
+        cursor = 0
+        failed = False
+        try:
+            while not self._stop:
+                produced = await self._produced(clock)
+                if produced > cursor:
+                    mine = share(self.rank, n_recv, mode, cursor, produced)
+                    cursor = produced
+                    if self._fail_at_frame >= 0 and np.any(mine >= self._fail_at_frame):
+                        k = self._fail_at_frame
+                        self._fail_at_frame = -1
+                        mine = mine[mine < k]
+                        failed = True
+                    if len(mine):
+                        self._nb_xferred += len(mine)
+                        self.push_change_event("nb_frames_xferred", self._nb_xferred)
+                        await asyncio.to_thread(pipeline.process, mine, lambda: self._stop)
+                    if failed:
+                        self._fault(f"simulated failure at frame {k} (fault knob)")
+                        break
+                if clock.nb_frames and cursor >= clock.nb_frames:
+                    break
+                await asyncio.sleep(0.005 if clock.software else min(0.05, max(0.001, clock.next_frame_in())))
+        except Exception as exc:  # a pipeline failure (disk full...) is the processing's error
+            logger.exception("pipeline %s failed", pipeline.uuid)
+            pipeline.error = json.dumps({"what": f"processing error: {exc}", "errinfo": {"device": self._processing_name(pipeline.uuid)}})
+            self._fault(f"processing error: {exc}")
+        try:
+            await asyncio.to_thread(pipeline.finish)
+        except Exception as exc:
+            pipeline.error = json.dumps({"what": f"saving error: {exc}", "errinfo": {}})
+        if self._acq_state == DeviceState.RUNNING:
+            self.set_acq_state(DeviceState.IDLE)
+        self._push_processing_events(pipeline, drop_finished)
+
+    def _fault(self, what: str) -> None:
+        self._last_error = json.dumps({"what": what, "errinfo": {"device": self.get_name()}})
+        self.set_acq_state(DeviceState.FAULT)
+
+    def _push_processing_events(self, pipeline: LegacyPipeline, drop_finished: bool) -> None:
+        name = self._pipelines.get(pipeline.uuid)
+        if name is None:
+            return
+        try:
+            device = Util.instance().get_device_by_name(name)
+        except tango.DevFailed:
+            return
+        if pipeline.error:
+            device.push_data_ready_event("last_error", 1)
+        if not drop_finished:
+            device.push_data_ready_event("is_finished", 1)

@@ -1,0 +1,49 @@
+"""``Lima2Simulator INSTANCE``: a simulator device server.
+
+One server class list for every instance; ``tango_db/`` decides which devices an
+instance runs (a control, or a receiver). At start-up the server publishes the
+``acq_params`` and ``proc_params`` JSON schemas and the processing ``Version`` in the
+Tango database as class (attribute) properties, as the Lima2 servers do.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import tango
+from tango import GreenMode
+from tango.server import run
+
+from .control import LimaSimulatorControl
+from .processing import LimaProcessingLegacy
+from .receiver import LimaSimulatorReceiver
+from .schemas import PROCESSING_CLASS, PROCESSING_VERSION, acq_params_schema, proc_params_schema
+
+SERVER_NAME = "Lima2Simulator"
+
+
+def publish_schemas() -> None:
+    """Write the schemas of this server's sensor size to the database."""
+    util = tango.Util.instance()
+    db = util.get_database()
+    for dev in util.get_device_list("*"):
+        if isinstance(dev, LimaSimulatorControl | LimaSimulatorReceiver):
+            schema = json.dumps(acq_params_schema(dev.sensor_width, dev.sensor_height))
+            db.put_class_attribute_property(type(dev).__name__, {"acq_params": {"schema": schema}})
+    db.put_class_attribute_property(PROCESSING_CLASS, {"proc_params": {"schema": json.dumps(proc_params_schema())}})
+    db.put_class_property(PROCESSING_CLASS, {"Version": [PROCESSING_VERSION]})
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = [SERVER_NAME, *(sys.argv[1:] if argv is None else argv)]
+    run(
+        (LimaSimulatorControl, LimaSimulatorReceiver, LimaProcessingLegacy),
+        args=args,
+        green_mode=GreenMode.Asyncio,
+        post_init_callback=publish_schemas,
+    )
+
+
+if __name__ == "__main__":
+    main()
