@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import tango
+import tango.asyncio
 from tango import AttrWriteType, DispLevel, Util
 from tango.server import attribute, command, device_property
 

@@ -1,0 +1,168 @@
+"""The lima2-client 4.3 conductor (the reference) drives our simulators.
+
+Its ``AcquisitionSystem`` runs in this test process against the simulator servers
+(subprocesses) exactly as it runs against the real Lima2 devices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import jsonschema_default
+import numpy as np
+import pytest
+import tango
+import tango.asyncio
+
+from lima2_conductor.launcher import CONTROL, LocalSystem, receiver_name
+from lima2_conductor.simulator.frames import FrameGenerator, stamped_index
+from lima2_conductor.simulator.reduction import Reducer
+
+lima2 = pytest.importorskip("lima2.conductor.acquisition_system")
+from lima2.common.devencoded import data_array  # noqa: E402
+from lima2.common.state import State  # noqa: E402
+from lima2.conductor.tango.control import TangoControl  # noqa: E402
+from lima2.conductor.tango.receiver import TangoReceiver  # noqa: E402
+from lima2.conductor.topology import DynamicDispatch, RoundRobin  # noqa: E402
+
+SENSOR = (512, 512)
+
+
+@pytest.fixture(scope="module")
+def run():
+    """One event loop for the module: pytango binds its asyncio executor to the first loop."""
+    loop = asyncio.new_event_loop()
+    yield loop.run_until_complete
+    loop.close()
+
+
+def acq_params(nb_frames: int, expo_us: int) -> dict[str, Any]:
+    schema = tango.Database().get_class_attribute_property("LimaSimulatorControl", "acq_params")["acq_params"]["schema"][0]
+    params = jsonschema_default.create_from(json.loads(schema))
+    params["acq"].update(nb_frames=nb_frames, expo_time=expo_us, latency_time=0)
+    params["det"]["nb_prefetch_frames"] = 16
+    params["det"]["generator"]["gauss"]["grow_factor"] = 0.1
+    return params
+
+
+def make_system(topology: str = "round_robin") -> Any:
+    ctl = TangoControl(url=CONTROL, timeout_ms=5000)
+    rcvs = [TangoReceiver(url=receiver_name(i), timeout_ms=5000) for i in range(2)]
+    topo = RoundRobin(num_receivers=2, ordering=[0, 1]) if topology == "round_robin" else DynamicDispatch(num_receivers=2)
+    return lima2.AcquisitionSystem(control=ctl, receivers=rcvs, topology=topo, tango_timeout_s=5)
+
+
+async def join(acqsys: Any, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while acqsys.acquisition.running():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"acquisition still running after {timeout_s} s: {acqsys.acquisition.state.describe()}")
+        await asyncio.sleep(0.05)
+
+
+def test_round_robin_120_frames(system2: LocalSystem, data_dir: Path, run: Any) -> None:
+    acq = acq_params(120, 20_000)
+    rect = {"topleft": {"x": 100, "y": 100}, "dimensions": {"x": 200, "y": 100}}
+
+    async def scenario() -> dict[str, Any]:
+        acqsys = make_system()
+        with acqsys.attach():
+            proc = jsonschema_default.create_from(json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy")))
+            proc["saving"].update(enabled=True, base_path=str(data_dir), file_exists_policy="overwrite", nb_frames_per_file=25)
+            proc["statistics"].update(enabled=True, rect_rois=[rect])
+            await acqsys.prepare(ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={})
+            assert await acqsys.global_state() == State.PREPARED
+            await acqsys.start()
+            assert await acqsys.global_state() == State.RUNNING
+            rows = []
+            async for chunk in acqsys.current_pipeline.reduced_data_stream("roi_stats", 0):
+                rows.append(chunk.copy())
+            await join(acqsys, 10.0)
+            pipeline = acqsys.current_pipeline
+            frame = await _fetch(pipeline, 57)
+            return {
+                "xferred": (await acqsys.nb_frames_xferred()).sum,
+                "progress": (await pipeline.channel_progress("frame")).sum,
+                "rows": np.concatenate(rows),
+                "frame": frame,
+                "master": pipeline.master_files()["frame"][0],
+                "state": await acqsys.global_state(),
+                "failed": acqsys.acquisition.failed(),
+            }
+
+    out = run(scenario())
+    assert out["xferred"] == 120
+    assert out["progress"] == 120
+    assert not out["failed"]
+    assert out["state"] == State.IDLE
+    gen = FrameGenerator(acq, *SENSOR)
+    # reduced data: 120 rows in global order, equal to the stats computed on frames(i)
+    reducer = Reducer.from_params({"statistics": {"enabled": True, "rect_rois": [rect], "arc_rois": []}, "profiles": {"enabled": False}}, *SENSOR)
+    expected = reducer.statistics(gen.frames(np.arange(120)), np.arange(120), 0)
+    assert out["rows"].shape == (120,)
+    np.testing.assert_allclose(out["rows"]["avg"], expected["avg"], rtol=1e-6)
+    np.testing.assert_allclose(out["rows"]["sum"], expected["sum"], rtol=1e-9)
+    # frame fetch through the lookup
+    assert stamped_index(out["frame"]) == 57
+    np.testing.assert_array_equal(out["frame"], gen.frame(57))
+    # the master file it wrote restores the global frame order
+    with h5py.File(out["master"]) as f:
+        data = f["entry_0000/instrument/detector/data"]
+        assert data.shape == (120, *SENSOR)
+        for i in (0, 1, 2, 49, 50, 51, 99, 119):
+            assert stamped_index(data[i]) == i
+            np.testing.assert_array_equal(data[i], gen.frame(i)[0])
+
+
+async def _fetch(pipeline: Any, idx: int) -> np.ndarray:
+    where = pipeline.lookup(frame_idx=idx, source="frame")
+    dev = await tango.asyncio.DeviceProxy(where.buffer.device_url)
+    raw = await dev.command_inout(where.buffer.command_name, where.buffer.frame_idx)
+    return data_array.decode(raw).data
+
+
+def test_software_trigger(system2: LocalSystem, run: Any) -> None:
+    acq = acq_params(12, 1000)
+    acq["acq"]["trigger_mode"] = "software"
+
+    async def scenario() -> int:
+        acqsys = make_system()
+        with acqsys.attach():
+            proc = jsonschema_default.create_from(json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy")))
+            await acqsys.prepare(ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={})
+            await acqsys.start()
+            for _ in range(12):
+                await acqsys.trigger()
+            await join(acqsys, 10.0)
+            assert await acqsys.global_state() == State.IDLE
+            return (await acqsys.nb_frames_xferred()).sum
+
+    assert run(scenario()) == 12
+
+
+def test_dynamic_dispatch_lookup(system2: LocalSystem, run: Any) -> None:
+    acq = acq_params(42, 1000)
+    acq["det"]["dispatch_mode"] = "predictive_random"
+
+    async def scenario() -> list[int]:
+        acqsys = make_system("dynamic")
+        with acqsys.attach():
+            proc = jsonschema_default.create_from(json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy")))
+            await acqsys.prepare(ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={})
+            await acqsys.start()
+            await join(acqsys, 10.0)
+            ranks = []
+            for idx in range(42):
+                where = acqsys.current_pipeline.lookup(frame_idx=idx, source=None)
+                assert where.buffer.frame_idx == idx
+                ranks.append(int(where.buffer.device_url.split("@")[-1]))
+            return ranks
+
+    expected = [r for i in range(2) for j in range(2) for r in (i, j)]
+    assert run(scenario()) == [expected[i % len(expected)] for i in range(42)]
