@@ -1,6 +1,6 @@
 """Lima2 DevEncoded payloads: ``DATA_ARRAY`` frames and ``STRUCTURED_ARRAY`` rows.
 
-Both share an 80-byte little-endian header (struct ``<IHHIIHHHHHHHHIIIIIIQ``):
+Both share a 64-byte little-endian header (struct ``<IHHIIHHHHHHHHIIIIIIQ``):
 magic ``b"DTAY"`` (read big-endian), version 1, header size, category, data type,
 endianness (0 = little), nb_dim, dim1..dim6, dim_step1..dim_step6, frame_idx.
 An image is category 2 with nb_dim 3, dim1 = width, dim2 = height, dim3 = channels,
