@@ -81,3 +81,41 @@ def validate(instance: Any, schema: Mapping[str, Any] | str, what: str) -> None:
         props = sorted(error.schema.get("properties", {}))
         allowed = f" (allowed keys: {', '.join(props)})"
     raise ParamError(f"{what} {where}: {error.message}{allowed}")
+
+
+TOP_LEVEL_KEYS = ("control", "receiver", "processing")
+
+
+def build_prepare_params(
+    user: dict[str, Any],
+    control_schema: Mapping[str, Any],
+    receiver_schema: Mapping[str, Any],
+    proc_schema: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Control, receiver and processing params of a Prepare, validated.
+
+    Each part is the schema defaults, then ``overrides`` (the conductor's convenience
+    attributes, same layout as ``user``), then the user's partial dict, deep-merged.
+    The receivers get the control's params unless ``user`` has ``receiver``.
+    """
+    unknown = sorted(set(user) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise ParamError(f"params: unknown key(s) {', '.join(unknown)} (allowed keys: {', '.join(TOP_LEVEL_KEYS)})")
+    for key in TOP_LEVEL_KEYS:
+        if key in user and not isinstance(user[key], dict):
+            raise ParamError(f"params $.{key} must be an object, not {type(user[key]).__name__}")
+    overrides = overrides or {}
+    ctl = deep_merge(defaults_from_schema(control_schema), overrides.get("control", {}))
+    ctl = deep_merge(ctl, user.get("control", {}))
+    validate(ctl, control_schema, "control params")
+    if "receiver" in user:
+        rcv = deep_merge(defaults_from_schema(receiver_schema), overrides.get("control", {}))
+        rcv = deep_merge(rcv, user["receiver"])
+    else:
+        rcv = copy.deepcopy(ctl)
+    validate(rcv, receiver_schema, "receiver params")
+    proc = deep_merge(defaults_from_schema(proc_schema), overrides.get("processing", {}))
+    proc = deep_merge(proc, user.get("processing", {}))
+    validate(proc, proc_schema, "processing params")
+    return ctl, rcv, proc

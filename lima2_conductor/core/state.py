@@ -86,3 +86,20 @@ class RunState(str, Enum):
     def active(self) -> bool:
         """True while an acquisition is under way."""
         return self in (RunState.STARTING, RunState.RUNNING, RunState.WAITING_FOR_PROC, RunState.STOPPING)
+
+
+def tango_state_name(system: SystemState, run: RunState, initialising: bool = False) -> str:
+    """Name of the Tango ``DevState`` the conductor shows (DESIGN.md mapping)."""
+    if initialising:
+        return "INIT"
+    if system == SystemState.DISCONNECTED:
+        return "DISABLE"
+    if system == SystemState.FAULT or run == RunState.FAULT:
+        return "FAULT"
+    if run.active or run == RunState.STOPPING or system == SystemState.RUNNING:
+        return "RUNNING"
+    if system == SystemState.PREPARED:
+        return "STANDBY"
+    if system == SystemState.IDLE:
+        return "ON"
+    return "UNKNOWN"

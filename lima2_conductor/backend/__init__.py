@@ -1,0 +1,1 @@
+"""Tango adapters implementing the core's ports over ``tango.asyncio.DeviceProxy``."""

@@ -1,0 +1,53 @@
+"""One translator from Tango errors to the core's errors, naming the device."""
+
+from __future__ import annotations
+
+import json
+
+import tango
+
+from ..core.errors import ConductorError, DeviceError, DeviceOffline, DeviceTimeout
+
+_OFFLINE = {
+    "API_DeviceNotExported",
+    "API_CantConnectToDevice",
+    "API_CorbaException",
+    "API_ServerNotRunning",
+    "API_DeviceNotDefined",
+    "DB_DeviceNotDefined",
+    "API_CantConnectToDatabase",
+}
+_TIMEOUT = {"API_DeviceTimedOut"}
+
+
+def lima_what(desc: str) -> str:
+    """The message of a Lima2 error: the ``what`` of its JSON ``desc``, or the text."""
+    try:
+        value = json.loads(desc)
+    except ValueError:
+        return desc.strip()
+    if isinstance(value, dict) and "what" in value:
+        return str(value["what"])
+    return desc.strip()
+
+
+def translate(exc: BaseException, device: str, action: str) -> ConductorError:
+    """Map a Tango (or Python) error from a call to ``device`` to a core error."""
+    if isinstance(exc, ConductorError):
+        exc.device = exc.device or device
+        return exc
+    if isinstance(exc, TimeoutError):
+        return DeviceTimeout(f"{action} timed out", device)
+    if isinstance(exc, TypeError | AttributeError):
+        # pytango raises TypeError when writing to an offline device
+        return DeviceOffline(f"{action}: device unreachable ({exc})", device)
+    if isinstance(exc, tango.DevFailed):
+        reasons = [e.reason for e in exc.args]
+        if any(r in _TIMEOUT for r in reasons) or isinstance(exc, tango.CommunicationFailed) and "timeout" in str(exc).lower():
+            return DeviceTimeout(f"{action} timed out", device)
+        if isinstance(exc, tango.ConnectionFailed) or any(r in _OFFLINE for r in reasons) or "TRANSIENT" in " ".join(reasons):
+            return DeviceOffline(f"{action}: device offline", device)
+        lima = next((e for e in exc.args if e.reason == "LIMA_Exception"), None)
+        message = lima_what(lima.desc) if lima is not None else exc.args[0].desc.strip()
+        return DeviceError(f"{action}: {message}", device)
+    return DeviceError(f"{action}: {exc!r}", device)

@@ -1,0 +1,201 @@
+"""Typed async wrappers around the Lima2 control, receiver and processing devices.
+
+Each wrapper keeps two proxies: one for commands (``device_timeout_ms``) and one for
+the state poll (short timeout), so that a hung device delays neither. Database look-ups
+run in a thread; schemas are cached and forgotten when the device reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import tango
+import tango.asyncio
+
+from ..core.errors import ConductorError, NotFound
+from ..core.state import DeviceState
+from .errors import translate
+
+T = TypeVar("T")
+
+
+async def make_proxy(name: str, timeout_ms: int) -> Any:
+    """An asyncio ``DeviceProxy`` (created in a thread: construction talks to the DB)."""
+
+    def build() -> Any:
+        proxy = tango.DeviceProxy(name, green_mode=tango.GreenMode.Asyncio)
+        proxy.set_timeout_millis(timeout_ms)
+        return proxy
+
+    return await asyncio.to_thread(build)
+
+
+class TangoDevice:
+    """Common part: lazy proxies, error translation, acq_state, schema cache."""
+
+    def __init__(self, name: str, timeout_ms: int = 3000, poll_timeout_ms: int = 500) -> None:
+        self.name = name
+        self.timeout_ms = timeout_ms
+        self.poll_timeout_ms = poll_timeout_ms
+        self._proxy: Any = None
+        self._poll_proxy: Any = None
+        self._schemas: dict[str, dict[str, Any]] = {}
+        self._class_name: str | None = None
+
+    async def proxy(self) -> Any:
+        if self._proxy is None:
+            self._proxy = await make_proxy(self.name, self.timeout_ms)
+        return self._proxy
+
+    async def poll_proxy(self) -> Any:
+        if self._poll_proxy is None:
+            self._poll_proxy = await make_proxy(self.name, self.poll_timeout_ms)
+        return self._poll_proxy
+
+    async def _do(self, action: str, fn: Callable[[Any], Awaitable[T]], poll: bool = False) -> T:
+        try:
+            proxy = await (self.poll_proxy() if poll else self.proxy())
+            return await fn(proxy)
+        except (tango.DevFailed, TypeError, AttributeError, TimeoutError) as exc:
+            raise translate(exc, self.name, action) from None
+
+    async def read(self, attr: str, poll: bool = False) -> Any:
+        reply = await self._do(f"read {attr}", lambda p: p.read_attribute(attr), poll=poll)
+        return reply.value
+
+    async def write(self, attr: str, value: Any) -> None:
+        await self._do(f"write {attr}", lambda p: p.write_attribute(attr, value))
+
+    async def command(self, name: str, *args: Any) -> Any:
+        return await self._do(name, lambda p: p.command_inout(name, *args))
+
+    async def ping(self) -> None:
+        await self._do("ping", lambda p: p.ping(), poll=True)
+
+    async def acq_state(self) -> DeviceState:
+        return DeviceState(int(await self.read("acq_state", poll=True)))
+
+    async def start(self) -> None:
+        await self.command("Start")
+
+    async def stop(self) -> None:
+        await self.command("Stop")
+
+    async def reset(self) -> None:
+        await self.command("Reset")
+
+    def forget_cache(self) -> None:
+        self._schemas.clear()
+        self._class_name = None
+
+    async def _class_schema(self, class_name: str | None, attr: str) -> dict[str, Any]:
+        key = f"{class_name}/{attr}"
+        if key not in self._schemas:
+
+            def fetch() -> str:
+                db = tango.Database()
+                cls = class_name or db.get_device_info(self.name).class_name
+                prop = db.get_class_attribute_property(cls, attr)
+                try:
+                    return str(prop[attr]["schema"][0])
+                except (KeyError, IndexError):
+                    raise NotFound(f"no {attr} schema for class {cls} in the Tango database", self.name) from None
+
+            try:
+                text = await asyncio.to_thread(fetch)
+            except tango.DevFailed as exc:
+                raise translate(exc, self.name, f"read {attr} schema") from None
+            self._schemas[key] = json.loads(text)
+        return self._schemas[key]
+
+    async def acq_schema(self) -> dict[str, Any]:
+        return await self._class_schema(None, "acq_params")
+
+
+class TangoControl(TangoDevice):
+    async def prepare(self, uuid: str, acq_params: dict[str, Any]) -> None:
+        await self.write("acq_params", json.dumps(acq_params))
+        await self.command("Prepare", uuid)
+
+    async def trigger(self) -> None:
+        await self.command("Trigger")
+
+    async def close(self) -> None:
+        await self.command("Close")
+
+    async def nb_frames_acquired(self) -> int:
+        return int(await self.read("nb_frames_acquired", poll=True))
+
+    async def _json(self, attr: str) -> dict[str, Any]:
+        value = json.loads(await self.read(attr))
+        if not isinstance(value, dict):
+            raise ConductorError(f"{attr} is not a JSON object", self.name)
+        return value
+
+    async def det_info(self) -> dict[str, Any]:
+        return await self._json("det_info")
+
+    async def det_status(self) -> dict[str, Any]:
+        return await self._json("det_status")
+
+    async def det_capabilities(self) -> dict[str, Any]:
+        return await self._json("det_capabilities")
+
+
+class TangoReceiver(TangoDevice):
+    async def prepare(self, uuid: str, acq_params: dict[str, Any], proc_params: dict[str, Any]) -> None:
+        await self.ping()  # a write to an offline device does not raise DevFailed
+        await self.write("acq_params", json.dumps(acq_params))
+        await self.write("proc_params", json.dumps(proc_params))
+        await self.command("Prepare", uuid)
+
+    async def nb_frames_xferred(self) -> int:
+        return int(await self.read("nb_frames_xferred", poll=True))
+
+    async def last_error(self) -> str:
+        return str(await self.read("last_error", poll=True))
+
+    async def pipelines(self) -> list[str]:
+        return list(await self.read("pipelines") or [])
+
+    async def erase_pipeline(self, uuid: str) -> None:
+        await self.command("erasePipeline", uuid)
+
+    async def proc_schema(self, class_name: str) -> dict[str, Any]:
+        return await self._class_schema(class_name, "proc_params")
+
+
+class TangoProcessing(TangoDevice):
+    """A processing device (no acq_state): counters, finished flag, frames, reduced data."""
+
+    async def progress_counters(self) -> dict[str, int]:
+        return dict(json.loads(await self.read("progress_counters", poll=True)))
+
+    async def is_finished(self) -> bool:
+        return bool(await self.read("is_finished", poll=True))
+
+    async def last_error(self) -> str:
+        return str(await self.read("last_error", poll=True))
+
+
+async def find_processing(uuid: str, nb_receivers: int, timeout_ms: int = 3000, wait_s: float = 3.0) -> list[TangoProcessing]:
+    """The processing devices of ``uuid`` from the Tango DB, sorted by rank.
+
+    Receivers export them during their Prepare; wait up to ``wait_s`` for all of them.
+    """
+
+    def lookup() -> list[str]:
+        return list(tango.Database().get_device_exported(f"*/limaprocessing/{uuid}*"))
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        names = sorted(await asyncio.to_thread(lookup), key=lambda n: int(n.split("@")[-1]))
+        if len(names) >= nb_receivers:
+            return [TangoProcessing(n, timeout_ms) for n in names[:nb_receivers]]
+        if loop.time() > deadline:
+            raise NotFound(f"found {len(names)} processing device(s) for {uuid}, expected {nb_receivers}")
+        await asyncio.sleep(0.1)

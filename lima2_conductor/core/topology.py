@@ -1,0 +1,84 @@
+"""Frame dispatch across receivers: who has global frame ``i``, and how many are ready."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import ParamError
+
+
+@dataclass(frozen=True)
+class SingleReceiver:
+    name = "single"
+    nb_receivers: int = 1
+
+    def locate(self, frame_idx: int) -> tuple[int, int]:
+        return 0, frame_idx
+
+    def frames_ready(self, counts: Sequence[int]) -> int:
+        return int(counts[0])
+
+
+@dataclass(frozen=True)
+class RoundRobin:
+    """Frame ``i`` goes to receiver ``ordering[i % N]`` as its local frame ``i // N``."""
+
+    ordering: tuple[int, ...]
+    name = "round_robin"
+
+    def __post_init__(self) -> None:
+        if sorted(self.ordering) != list(range(len(self.ordering))):
+            raise ParamError(f"round_robin_ordering {list(self.ordering)} is not a permutation of 0..{len(self.ordering) - 1}")
+
+    @property
+    def nb_receivers(self) -> int:
+        return len(self.ordering)
+
+    def locate(self, frame_idx: int) -> tuple[int, int]:
+        n = len(self.ordering)
+        return self.ordering[frame_idx % n], frame_idx // n
+
+    def frames_ready(self, counts: Sequence[int]) -> int:
+        """Length of the prefix of global frames present on their receivers.
+
+        Position ``p`` of the cycle holds frames ``p, p+N, ...``; with ``c`` of them on
+        receiver ``ordering[p]``, the first missing one is ``c * N + p``.
+        """
+        n = len(self.ordering)
+        return int(min(counts[self.ordering[p]] * n + p for p in range(n)))
+
+
+@dataclass(frozen=True)
+class DynamicDispatch:
+    """Receivers get frames in no fixed order; positions come from the frame-index channel."""
+
+    nb_receivers: int
+    name = "dynamic"
+
+    def locate(self, frame_idx: int) -> tuple[int, int]:
+        raise NotImplementedError("dynamic dispatch locates frames through its lookup table")
+
+    def frames_ready(self, counts: Sequence[int]) -> int:
+        return 0
+
+
+Topology = SingleReceiver | RoundRobin | DynamicDispatch
+
+
+def make_topology(name: str, nb_receivers: int, ordering: Sequence[int] | None = None) -> Topology:
+    """Build a topology from the conductor's properties."""
+    if nb_receivers < 1:
+        raise ParamError("at least one receiver is needed")
+    if name == "single":
+        if nb_receivers != 1:
+            raise ParamError(f"topology 'single' needs 1 receiver, not {nb_receivers}")
+        return SingleReceiver()
+    if name == "round_robin":
+        order = tuple(ordering) if ordering else tuple(range(nb_receivers))
+        if len(order) != nb_receivers:
+            raise ParamError(f"round_robin_ordering has {len(order)} entries for {nb_receivers} receivers")
+        return RoundRobin(order)
+    if name == "dynamic":
+        return DynamicDispatch(nb_receivers)
+    raise ParamError(f"unknown topology {name!r} (allowed: single, round_robin, dynamic)")

@@ -1,0 +1,1 @@
+"""The ``Lima2Conductor`` Tango device."""
