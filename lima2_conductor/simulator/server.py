@@ -35,8 +35,20 @@ def publish_schemas() -> None:
     db.put_class_property(PROCESSING_CLASS, {"Version": [PROCESSING_VERSION]})
 
 
+def forget_stale_pipelines(instance: str) -> None:
+    """Remove from the database the processing devices a previous run of this instance
+    created: their pipelines died with it."""
+    db = tango.Database()
+    listing = list(db.get_device_class_list(f"{SERVER_NAME}/{instance}"))
+    for name, cls in zip(listing[::2], listing[1::2], strict=True):
+        if cls == PROCESSING_CLASS:
+            db.delete_device(name)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = [SERVER_NAME, *(sys.argv[1:] if argv is None else argv)]
+    if len(args) > 1 and not args[1].startswith("-"):
+        forget_stale_pipelines(args[1])
     run(
         (LimaSimulatorControl, LimaSimulatorReceiver, LimaProcessingLegacy),
         args=args,
