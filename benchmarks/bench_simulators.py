@@ -22,11 +22,17 @@ from lima2_conductor.launcher import CONTROL, local_system, receiver_name, wait_
 
 def run_once(nb_frames: int, saving: bool, data_dir: str) -> float:
     db = tango.Database()
-    acq = defaults_from_schema(json.loads(db.get_class_attribute_property("LimaSimulatorControl", "acq_params")["acq_params"]["schema"][0]))
+    acq = defaults_from_schema(
+        json.loads(db.get_class_attribute_property("LimaSimulatorControl", "acq_params")["acq_params"]["schema"][0])
+    )
     acq["acq"].update(nb_frames=nb_frames, expo_time=1, latency_time=0)
     acq["det"]["generator"]["pixel_type"] = "gray16"
-    proc = defaults_from_schema(json.loads(db.get_class_attribute_property("LimaProcessingLegacy", "proc_params")["proc_params"]["schema"][0]))
-    proc["statistics"].update(enabled=True, rect_rois=[{"topleft": {"x": 100, "y": 100}, "dimensions": {"x": 300, "y": 200}}])
+    proc = defaults_from_schema(
+        json.loads(db.get_class_attribute_property("LimaProcessingLegacy", "proc_params")["proc_params"]["schema"][0])
+    )
+    proc["statistics"].update(
+        enabled=True, rect_rois=[{"topleft": {"x": 100, "y": 100}, "dimensions": {"x": 300, "y": 200}}]
+    )
     proc["saving"].update(enabled=saving, base_path=data_dir, file_exists_policy="overwrite", nb_frames_per_file=500)
     ctl = tango.DeviceProxy(CONTROL)
     rcvs = [tango.DeviceProxy(receiver_name(i)) for i in range(2)]
@@ -58,7 +64,9 @@ def main() -> None:
         run_once(200, False, tmp)  # warm-up
         for saving in (False, True):
             rate = run_once(args.frames, saving, tmp)
-            print(f"simulators, 2 receivers, 512x512 uint16, ROI stats, saving {'on ' if saving else 'off'}: {rate:8.0f} frames/s  ({rate / 1000:.2f} x the 1,000 frames/s target)")
+            print(
+                f"simulators, 2 receivers, 512x512 uint16, ROI stats, saving {'on ' if saving else 'off'}: {rate:8.0f} frames/s  ({rate / 1000:.2f} x the 1,000 frames/s target)"
+            )
 
 
 if __name__ == "__main__":

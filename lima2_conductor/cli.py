@@ -22,7 +22,15 @@ def _bar(done: int, total: int, width: int = 40) -> str:
     return "[" + "#" * full + "-" * (width - full) + f"] {done}/{total}"
 
 
-def run_acquisition(conductor: Any, nb_frames: int, expo_time: float, latency_time: float = 0.0, params: dict[str, Any] | None = None, timeout: float | None = None, progress: bool = True) -> dict[str, Any]:
+def run_acquisition(
+    conductor: Any,
+    nb_frames: int,
+    expo_time: float,
+    latency_time: float = 0.0,
+    params: dict[str, Any] | None = None,
+    timeout: float | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Prepare and start an acquisition on a conductor proxy, wait for its end."""
     conductor.acq_nb_frames = nb_frames
     conductor.acq_expo_time = expo_time
@@ -61,18 +69,32 @@ def demo(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="lima2-demo-"))
     data_dir = Path(args.saving_dir) if args.saving_dir else workdir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Starting NosqlTangoDB, a simulated control, {args.receivers} receiver(s) and the conductor (logs in {workdir})")
+    print(
+        f"Starting NosqlTangoDB, a simulated control, {args.receivers} receiver(s) and the conductor (logs in {workdir})"
+    )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         with local_system(args.receivers, conductor=True, workdir=workdir) as system:
             os.environ["TANGO_HOST"] = system.tango_host
             conductor = tango.DeviceProxy(CONDUCTOR)
             print(f"TANGO_HOST={system.tango_host}  conductor {CONDUCTOR}: {conductor.State()}")
-            params = {"processing": {"saving": {"enabled": not args.no_saving, "base_path": str(data_dir), "file_exists_policy": "overwrite"}}}
+            params = {
+                "processing": {
+                    "saving": {
+                        "enabled": not args.no_saving,
+                        "base_path": str(data_dir),
+                        "file_exists_policy": "overwrite",
+                    }
+                }
+            }
             result = run_acquisition(conductor, args.nb_frames, args.expo_time, params=params)
             print(f"Run {result['uuid']}: {result['run_state']}")
-            print(f"  frames transferred {result['nb_frames_xferred']}, processed {result['nb_frames_processed']}, saved {result['nb_frames_saved']}")
-            print(f"  wall time {result['wall_time_s']:.3f} s for a floor of {result['floor_s']:.3f} s (+{result['wall_time_s'] - result['floor_s']:.3f} s)")
+            print(
+                f"  frames transferred {result['nb_frames_xferred']}, processed {result['nb_frames_processed']}, saved {result['nb_frames_saved']}"
+            )
+            print(
+                f"  wall time {result['wall_time_s']:.3f} s for a floor of {result['floor_s']:.3f} s (+{result['wall_time_s'] - result['floor_s']:.3f} s)"
+            )
             for name, count in result["per_receiver"].items():
                 print(f"  {name}: {count} frames")
             if not args.no_saving:
@@ -105,8 +127,8 @@ def shell(args: argparse.Namespace) -> int:
     }
     banner = f"Lima2 conductor {args.device} as `conductor`; run_acquisition(nb_frames, expo_time)"
     try:
-        from itango import install  # noqa: F401
         from IPython import start_ipython
+        from itango import install  # noqa: F401
 
         start_ipython(argv=["--profile=tango", "--no-banner"], user_ns=namespace)
     except ImportError:

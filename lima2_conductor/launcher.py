@@ -61,11 +61,25 @@ def write_db(
     directory.mkdir(parents=True, exist_ok=True)
     size = {"sensor_width": sensor[0], "sensor_height": sensor[1]}
     docs = {
-        "simulator_ctl": {"personal_name": "simulator_ctl", "server": "Lima2Simulator", "device": [{"class": "LimaSimulatorControl", "tango_name": CONTROL, "properties": {"receiver_topology": "round_robin", **size}}]},
+        "simulator_ctl": {
+            "personal_name": "simulator_ctl",
+            "server": "Lima2Simulator",
+            "device": [
+                {
+                    "class": "LimaSimulatorControl",
+                    "tango_name": CONTROL,
+                    "properties": {"receiver_topology": "round_robin", **size},
+                }
+            ],
+        },
     }
     for i in range(nb_receivers):
         props = {"rank": i, "nb_receivers": nb_receivers, "control_device": CONTROL, **size}
-        docs[f"simulator_rcv{i + 1}"] = {"personal_name": f"simulator_rcv{i + 1}", "server": "Lima2Simulator", "device": [{"class": "LimaSimulatorReceiver", "tango_name": receiver_name(i), "properties": props}]}
+        docs[f"simulator_rcv{i + 1}"] = {
+            "personal_name": f"simulator_rcv{i + 1}",
+            "server": "Lima2Simulator",
+            "device": [{"class": "LimaSimulatorReceiver", "tango_name": receiver_name(i), "properties": props}],
+        }
     cprops: dict[str, object] = {
         "control_device": CONTROL,
         "receiver_devices": [receiver_name(i) for i in range(nb_receivers)],
@@ -74,7 +88,11 @@ def write_db(
         "progress_event_period_ms": 40,
     }
     cprops.update(conductor or {})
-    docs["conductor"] = {"personal_name": "simulator", "server": "Lima2Conductor", "device": [{"class": "Lima2Conductor", "tango_name": CONDUCTOR, "properties": cprops}]}
+    docs["conductor"] = {
+        "personal_name": "simulator",
+        "server": "Lima2Conductor",
+        "device": [{"class": "Lima2Conductor", "tango_name": CONDUCTOR, "properties": cprops}],
+    }
     for name, doc in docs.items():
         (directory / f"{name}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return directory
@@ -135,7 +153,9 @@ class LocalSystem:
     def _spawn(self, key: str, args: list[str]) -> Process:
         log = self.log_dir / f"{key}.log"
         out = log.open("ab")
-        popen = subprocess.Popen(args, env=self.env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        popen = subprocess.Popen(
+            args, env=self.env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         out.close()
         proc = Process(key, popen, log)
         self.processes[key] = proc
@@ -168,7 +188,12 @@ class LocalSystem:
         def ready() -> bool:
             if proc is not None and not proc.alive():
                 raise RuntimeError(f"{proc.name} exited, see {proc.log}")
-            return subprocess.run([sys.executable, "-c", code, *devices], env=self.env(), capture_output=True, timeout=10).returncode == 0
+            return (
+                subprocess.run(
+                    [sys.executable, "-c", code, *devices], env=self.env(), capture_output=True, timeout=10
+                ).returncode
+                == 0
+            )
 
         wait_for(ready, timeout, f"{', '.join(devices)}", interval=0.1)
 

@@ -43,9 +43,17 @@ def translate(exc: BaseException, device: str, action: str) -> ConductorError:
         return DeviceOffline(f"{action}: device unreachable ({exc})", device)
     if isinstance(exc, tango.DevFailed):
         reasons = [e.reason for e in exc.args]
-        if any(r in _TIMEOUT for r in reasons) or isinstance(exc, tango.CommunicationFailed) and "timeout" in str(exc).lower():
+        if (
+            any(r in _TIMEOUT for r in reasons)
+            or isinstance(exc, tango.CommunicationFailed)
+            and "timeout" in str(exc).lower()
+        ):
             return DeviceTimeout(f"{action} timed out", device)
-        if isinstance(exc, tango.ConnectionFailed) or any(r in _OFFLINE for r in reasons) or "TRANSIENT" in " ".join(reasons):
+        if (
+            isinstance(exc, tango.ConnectionFailed)
+            or any(r in _OFFLINE for r in reasons)
+            or "TRANSIENT" in " ".join(reasons)
+        ):
             return DeviceOffline(f"{action}: device offline", device)
         lima = next((e for e in exc.args if e.reason == "LIMA_Exception"), None)
         message = lima_what(lima.desc) if lima is not None else exc.args[0].desc.strip()

@@ -181,7 +181,9 @@ class TangoProcessing(TangoDevice):
         return str(await self.read("last_error", poll=True))
 
 
-async def find_processing(uuid: str, nb_receivers: int, timeout_ms: int = 3000, wait_s: float = 3.0) -> list[TangoProcessing]:
+async def find_processing(
+    uuid: str, nb_receivers: int, timeout_ms: int = 3000, wait_s: float = 3.0
+) -> list[TangoProcessing]:
     """The processing devices of ``uuid`` from the Tango DB, sorted by rank.
 
     Receivers export them during their Prepare; wait up to ``wait_s`` for all of them.

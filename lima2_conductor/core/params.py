@@ -24,7 +24,9 @@ def parse_json_object(text: str | bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ParamError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})") from None
+        raise ParamError(
+            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})"
+        ) from None
     if not isinstance(value, dict):
         raise ParamError(f"{what} must be a JSON object, not {type(value).__name__}")
     return value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 
 
 class DeviceState(IntEnum):
@@ -67,7 +67,7 @@ class SystemState(IntEnum):
         return SystemState.UNKNOWN
 
 
-class RunState(str, Enum):
+class RunState(StrEnum):
     """The conductor's own view of its current run (it owns this one)."""
 
     IDLE = "IDLE"

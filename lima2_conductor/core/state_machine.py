@@ -54,7 +54,9 @@ def check(state: R, command: str) -> R | str:
         return TABLE[(state, command)]
     except KeyError:
         hint = _HINTS.get(command, "")
-        raise OperationNotAllowed(f"{command} is not allowed while {state.value}" + (f": {hint}" if hint else "")) from None
+        raise OperationNotAllowed(
+            f"{command} is not allowed while {state.value}" + (f": {hint}" if hint else "")
+        ) from None
 
 
 def allowed(state: R, command: str) -> bool:

@@ -123,7 +123,9 @@ class AcquisitionSystem:
             self.run_state = state
 
     # -- remote calls ----------------------------------------------------------
-    async def _call(self, device: DevicePort | ProcessingPort, action: str, call: Awaitable[T], timeout: float | None = None) -> T:
+    async def _call(
+        self, device: DevicePort | ProcessingPort, action: str, call: Awaitable[T], timeout: float | None = None
+    ) -> T:
         """One remote call with a deadline; errors become ``ConductorError`` naming the device."""
         try:
             return await asyncio.wait_for(call, timeout or self.timeout_s)
@@ -135,9 +137,16 @@ class AcquisitionSystem:
         except (OSError, RuntimeError, ValueError, TypeError) as exc:
             raise DeviceError(f"{action}: {exc}", device.name) from exc
 
-    async def _fan_out(self, action: str, calls: Sequence[tuple[DevicePort, Callable[[], Awaitable[Any]]]], timeout: float | None = None) -> list[ConductorError]:
+    async def _fan_out(
+        self,
+        action: str,
+        calls: Sequence[tuple[DevicePort, Callable[[], Awaitable[Any]]]],
+        timeout: float | None = None,
+    ) -> list[ConductorError]:
         """Run calls in parallel; return the errors (empty when all succeeded)."""
-        results = await asyncio.gather(*(self._call(d, action, fn(), timeout) for d, fn in calls), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._call(d, action, fn(), timeout) for d, fn in calls), return_exceptions=True
+        )
         errors: list[ConductorError] = []
         for (device, _), res in zip(calls, results, strict=True):
             if isinstance(res, asyncio.CancelledError):
@@ -191,7 +200,9 @@ class AcquisitionSystem:
                 p["frame_idx_enabled"] = True
                 p["saving"]["include_frame_idx"] = True
             proc_of.append(p)
-        calls: list[tuple[DevicePort, Callable[[], Awaitable[Any]]]] = [(self.control, lambda: self.control.prepare(uid, ctl))]
+        calls: list[tuple[DevicePort, Callable[[], Awaitable[Any]]]] = [
+            (self.control, lambda: self.control.prepare(uid, ctl))
+        ]
         calls += [(r, (lambda r=r, p=p: r.prepare(uid, rcv, p))) for r, p in zip(self.receivers, proc_of, strict=True)]
         prepared: list[DevicePort] = []
 
@@ -203,7 +214,12 @@ class AcquisitionSystem:
             errors = await self._fan_out("Prepare", [(d, (lambda d=d, fn=fn: tracked(d, fn))) for d, fn in calls])
             if errors:
                 raise MultiDeviceError("Prepare", errors)
-            self.processing = await self._call(self.receivers[0], "find processing devices", self.find_processing(uid, len(self.receivers)), timeout=max(5.0, self.timeout_s))
+            self.processing = await self._call(
+                self.receivers[0],
+                "find processing devices",
+                self.find_processing(uid, len(self.receivers)),
+                timeout=max(5.0, self.timeout_s),
+            )
         except BaseException:
             await asyncio.shield(self._rollback(prepared))
             raise
@@ -345,8 +361,12 @@ class AcquisitionSystem:
             *(value(r, r.nb_frames_xferred(), p.xferred.get(r.name, 0)) for r in self.receivers),
         )
         previous = [{k: v["per_receiver"].get(r.name, 0) for k, v in p.counters.items()} for r in self.receivers]
-        counters = await asyncio.gather(*(value(d, d.progress_counters(), prev) for d, prev in zip(self.processing, previous, strict=False)))
-        finished = await asyncio.gather(*(value(d, d.is_finished(), f) for d, f in zip(self.processing, self.proc_finished, strict=True)))
+        counters = await asyncio.gather(
+            *(value(d, d.progress_counters(), prev) for d, prev in zip(self.processing, previous, strict=False))
+        )
+        finished = await asyncio.gather(
+            *(value(d, d.is_finished(), f) for d, f in zip(self.processing, self.proc_finished, strict=True))
+        )
         self.proc_finished = list(finished)
         p.nb_frames_acquired = int(acquired)
         p.xferred = {r.name: int(x) for r, x in zip(self.receivers, xferred, strict=True)}
@@ -374,7 +394,11 @@ class AcquisitionSystem:
         """Advance the run from what was observed: end, failure, watchdog."""
         if self.run_state not in (RunState.RUNNING, RunState.WAITING_FOR_PROC, RunState.STOPPING):
             return
-        bad = {n: s for n, s in self.device_states.items() if s in (DeviceState.OFFLINE, DeviceState.FAULT, DeviceState.TERMINATE)}
+        bad = {
+            n: s
+            for n, s in self.device_states.items()
+            if s in (DeviceState.OFFLINE, DeviceState.FAULT, DeviceState.TERMINATE)
+        }
         if bad:
             await self._fail_run(bad)
             return
@@ -388,8 +412,13 @@ class AcquisitionSystem:
             return
         if acq_done and self.run_state == RunState.RUNNING:
             self._set_run_state(RunState.WAITING_FOR_PROC)
-        if self.run_state in (RunState.WAITING_FOR_PROC, RunState.STOPPING) and self.clock() - self._last_change > self.watchdog_s:
-            self.record_error(f"watchdog: no progress for {self.watchdog_s:.0f} s while {self.run_state.value}; processing never reported finished")
+        if (
+            self.run_state in (RunState.WAITING_FOR_PROC, RunState.STOPPING)
+            and self.clock() - self._last_change > self.watchdog_s
+        ):
+            self.record_error(
+                f"watchdog: no progress for {self.watchdog_s:.0f} s while {self.run_state.value}; processing never reported finished"
+            )
             self._set_run_state(RunState.FAULT)
 
     async def _fail_run(self, bad: dict[str, DeviceState]) -> None:

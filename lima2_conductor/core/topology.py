@@ -29,7 +29,9 @@ class RoundRobin:
 
     def __post_init__(self) -> None:
         if sorted(self.ordering) != list(range(len(self.ordering))):
-            raise ParamError(f"round_robin_ordering {list(self.ordering)} is not a permutation of 0..{len(self.ordering) - 1}")
+            raise ParamError(
+                f"round_robin_ordering {list(self.ordering)} is not a permutation of 0..{len(self.ordering) - 1}"
+            )
 
     @property
     def nb_receivers(self) -> int:

@@ -27,7 +27,13 @@ from .errors import tango_errors
 
 logger = logging.getLogger(__name__)
 TRIGGER_MODES = ["internal", "software", "external", "gate"]
-PROGRESS_ATTRS = ("nb_frames_acquired", "nb_frames_xferred", "nb_frames_processed", "nb_frames_saved", "nb_frames_ready")
+PROGRESS_ATTRS = (
+    "nb_frames_acquired",
+    "nb_frames_xferred",
+    "nb_frames_processed",
+    "nb_frames_saved",
+    "nb_frames_ready",
+)
 
 
 class Lima2Conductor(Device):
@@ -38,11 +44,15 @@ class Lima2Conductor(Device):
     control_device = device_property(dtype=str, doc="Lima2 control device")
     receiver_devices = device_property(dtype=(str,), doc="Lima2 receiver devices, in rank order")
     topology = device_property(dtype=str, default_value="round_robin", doc="single | round_robin | dynamic")
-    round_robin_ordering = device_property(dtype=(int,), default_value=[], doc="Receiver order of the round robin (default 0..N-1)")
+    round_robin_ordering = device_property(
+        dtype=(int,), default_value=[], doc="Receiver order of the round robin (default 0..N-1)"
+    )
     device_timeout_ms = device_property(dtype=int, default_value=3000, doc="Deadline of every call to a Lima2 device")
     master_file_dir = device_property(dtype=str, default_value="", doc="Default directory for saving")
     progress_event_period_ms = device_property(dtype=int, default_value=40, doc="Minimum period of progress events")
-    watchdog_s = device_property(dtype=float, default_value=30.0, doc="A run with no progress this long after the acquisition ended fails")
+    watchdog_s = device_property(
+        dtype=float, default_value=30.0, doc="A run with no progress this long after the acquisition ended fails"
+    )
 
     # -- life cycle ------------------------------------------------------------
     async def init_device(self) -> None:
@@ -64,7 +74,17 @@ class Lima2Conductor(Device):
             "saving_directory": self.master_file_dir or "/tmp",
             "saving_prefix": "lima2",
         }
-        for name in ("State", "acq_state", "run_state", "running", "failed", "frame_rate", "progress_counters", "device_states", *PROGRESS_ATTRS):
+        for name in (
+            "State",
+            "acq_state",
+            "run_state",
+            "running",
+            "failed",
+            "frame_rate",
+            "progress_counters",
+            "device_states",
+            *PROGRESS_ATTRS,
+        ):
             self.set_change_event(name, True, False)
         try:
             if not self.control_device or not self.receiver_devices:
@@ -105,7 +125,10 @@ class Lima2Conductor(Device):
             try:
                 before_offline = set(self.system.offline_devices())
                 await self.system.poll()
-                control_back = self.system.control.name in before_offline and self.system.device_states[self.system.control.name] != DeviceState.OFFLINE
+                control_back = (
+                    self.system.control.name in before_offline
+                    and self.system.device_states[self.system.control.name] != DeviceState.OFFLINE
+                )
                 if first or control_back or t0 - self._det_read_at > 1.0:
                     await self._refresh_detector(full=first or control_back)
                 first = False
@@ -167,7 +190,9 @@ class Lima2Conductor(Device):
         offline = s.offline_devices()
         if offline:
             lines.append("Offline: " + ", ".join(offline))
-        odd = [f"{n} {st.name}" for n, st in s.device_states.items() if st in (DeviceState.FAULT, DeviceState.TERMINATE)]
+        odd = [
+            f"{n} {st.name}" for n, st in s.device_states.items() if st in (DeviceState.FAULT, DeviceState.TERMINATE)
+        ]
         if odd:
             lines.append("Faulty: " + ", ".join(odd))
         if s.errors:
@@ -186,10 +211,21 @@ class Lima2Conductor(Device):
                     "trigger_mode": TRIGGER_MODES[c["acq_trigger_mode"]],
                 }
             },
-            "processing": {"saving": {"enabled": c["saving_enabled"], "base_path": c["saving_directory"], "filename_prefix": c["saving_prefix"]}},
+            "processing": {
+                "saving": {
+                    "enabled": c["saving_enabled"],
+                    "base_path": c["saving_directory"],
+                    "filename_prefix": c["saving_prefix"],
+                }
+            },
         }
 
-    @command(dtype_in=str, doc_in='JSON {"control": {...}, "receiver": {...}, "processing": {...}}, each optional and partial; "" = defaults', dtype_out=str, doc_out="Acquisition UUID")
+    @command(
+        dtype_in=str,
+        doc_in='JSON {"control": {...}, "receiver": {...}, "processing": {...}}, each optional and partial; "" = defaults',
+        dtype_out=str,
+        doc_out="Acquisition UUID",
+    )
     @tango_errors
     async def Prepare(self, params_json: str) -> str:
         s = self.sys()
@@ -239,7 +275,12 @@ class Lima2Conductor(Device):
         from ..core.params import deep_merge
 
         o = self._overrides()
-        return json.dumps({"control": deep_merge(defaults_from_schema(ctl_schema), o["control"]), "processing": deep_merge(defaults_from_schema(proc_schema), o["processing"])})
+        return json.dumps(
+            {
+                "control": deep_merge(defaults_from_schema(ctl_schema), o["control"]),
+                "processing": deep_merge(defaults_from_schema(proc_schema), o["processing"]),
+            }
+        )
 
     @command(dtype_out=str, doc_out="JSON schemas of the params (control, receiver, processing)")
     @tango_errors
@@ -253,7 +294,11 @@ class Lima2Conductor(Device):
             }
         )
 
-    @command(dtype_out=str, doc_out="Diagnostics (JSON): devices, states, timings, error history", display_level=DispLevel.EXPERT)
+    @command(
+        dtype_out=str,
+        doc_out="Diagnostics (JSON): devices, states, timings, error history",
+        display_level=DispLevel.EXPERT,
+    )
     @tango_errors
     async def GetInfo(self) -> str:
         s = self.sys()
@@ -273,11 +318,18 @@ class Lima2Conductor(Device):
         )
 
     # -- state attributes ----------------------------------------------------------
-    @attribute(dtype=tango.DevEnum, enum_labels=[st.name for st in SystemState], doc="System state derived from the devices' acq_state")
+    @attribute(
+        dtype=tango.DevEnum,
+        enum_labels=[st.name for st in SystemState],
+        doc="System state derived from the devices' acq_state",
+    )
     def acq_state(self) -> int:
         return int(self.system.system_state) if self.system else int(SystemState.UNKNOWN)
 
-    @attribute(dtype=str, doc="The conductor's run state (IDLE, PREPARING, PREPARED, RUNNING, WAITING_FOR_PROC, DONE, STOPPED, FAULT...)")
+    @attribute(
+        dtype=str,
+        doc="The conductor's run state (IDLE, PREPARING, PREPARED, RUNNING, WAITING_FOR_PROC, DONE, STOPPED, FAULT...)",
+    )
     def run_state(self) -> str:
         return self.system.run_state.value if self.system else RunState.FAULT.value
 
@@ -375,7 +427,9 @@ class Lima2Conductor(Device):
         s = self.system
         if s and s.params:
             return str(s.params["control"]["det"]["generator"]["pixel_type"])
-        return str(self._det["det_info"].get("pixel_types", [""])[0] if self._det["det_info"].get("pixel_types") else "")
+        return str(
+            self._det["det_info"].get("pixel_types", [""])[0] if self._det["det_info"].get("pixel_types") else ""
+        )
 
     @attribute(dtype=(float,), max_dim_x=2, unit="m", format="%.3e", doc="Pixel size (x, y)")
     def det_pixel_size(self) -> list[float]:
@@ -393,10 +447,22 @@ class Lima2Conductor(Device):
     # -- convenience (memorized) ---------------------------------------------------------
     def _set_conv(self, name: str, value: Any) -> None:
         if self.system is not None and self.system.run_state in (RunState.PREPARING, RunState.STARTING):
-            tango.Except.throw_exception("OPERATION_NOT_ALLOWED", f"{self.get_name()}: {name} cannot change while {self.system.run_state.value}", name)
+            tango.Except.throw_exception(
+                "OPERATION_NOT_ALLOWED",
+                f"{self.get_name()}: {name} cannot change while {self.system.run_state.value}",
+                name,
+            )
         self._conv[name] = value
 
-    @attribute(dtype=int, access=AttrWriteType.READ_WRITE, memorized=True, hw_memorized=True, format="%d", min_value=0, doc="Frames of the next Prepare (0 = endless)")
+    @attribute(
+        dtype=int,
+        access=AttrWriteType.READ_WRITE,
+        memorized=True,
+        hw_memorized=True,
+        format="%d",
+        min_value=0,
+        doc="Frames of the next Prepare (0 = endless)",
+    )
     def acq_nb_frames(self) -> int:
         return int(self._conv["acq_nb_frames"])
 
@@ -404,7 +470,16 @@ class Lima2Conductor(Device):
     def acq_nb_frames(self, value: int) -> None:
         self._set_conv("acq_nb_frames", int(value))
 
-    @attribute(dtype=float, access=AttrWriteType.READ_WRITE, memorized=True, hw_memorized=True, unit="s", format="%.6f", min_value=1e-6, doc="Exposure time of the next Prepare")
+    @attribute(
+        dtype=float,
+        access=AttrWriteType.READ_WRITE,
+        memorized=True,
+        hw_memorized=True,
+        unit="s",
+        format="%.6f",
+        min_value=1e-6,
+        doc="Exposure time of the next Prepare",
+    )
     def acq_expo_time(self) -> float:
         return float(self._conv["acq_expo_time"])
 
@@ -412,7 +487,16 @@ class Lima2Conductor(Device):
     def acq_expo_time(self, value: float) -> None:
         self._set_conv("acq_expo_time", float(value))
 
-    @attribute(dtype=float, access=AttrWriteType.READ_WRITE, memorized=True, hw_memorized=True, unit="s", format="%.6f", min_value=0.0, doc="Latency time of the next Prepare")
+    @attribute(
+        dtype=float,
+        access=AttrWriteType.READ_WRITE,
+        memorized=True,
+        hw_memorized=True,
+        unit="s",
+        format="%.6f",
+        min_value=0.0,
+        doc="Latency time of the next Prepare",
+    )
     def acq_latency_time(self) -> float:
         return float(self._conv["acq_latency_time"])
 
@@ -420,7 +504,14 @@ class Lima2Conductor(Device):
     def acq_latency_time(self, value: float) -> None:
         self._set_conv("acq_latency_time", float(value))
 
-    @attribute(dtype=tango.DevEnum, enum_labels=[m.upper() for m in TRIGGER_MODES], access=AttrWriteType.READ_WRITE, memorized=True, hw_memorized=True, doc="Trigger mode of the next Prepare")
+    @attribute(
+        dtype=tango.DevEnum,
+        enum_labels=[m.upper() for m in TRIGGER_MODES],
+        access=AttrWriteType.READ_WRITE,
+        memorized=True,
+        hw_memorized=True,
+        doc="Trigger mode of the next Prepare",
+    )
     def acq_trigger_mode(self) -> int:
         return int(self._conv["acq_trigger_mode"])
 
@@ -428,7 +519,13 @@ class Lima2Conductor(Device):
     def acq_trigger_mode(self, value: int) -> None:
         self._set_conv("acq_trigger_mode", int(value))
 
-    @attribute(dtype=bool, access=AttrWriteType.READ_WRITE, memorized=True, hw_memorized=True, doc="Save frames in the next acquisition")
+    @attribute(
+        dtype=bool,
+        access=AttrWriteType.READ_WRITE,
+        memorized=True,
+        hw_memorized=True,
+        doc="Save frames in the next acquisition",
+    )
     def saving_enabled(self) -> bool:
         return bool(self._conv["saving_enabled"])
 
@@ -436,7 +533,13 @@ class Lima2Conductor(Device):
     def saving_enabled(self, value: bool) -> None:
         self._set_conv("saving_enabled", bool(value))
 
-    @attribute(dtype=str, access=AttrWriteType.READ_WRITE, memorized=True, hw_memorized=True, doc="Directory of the saved files")
+    @attribute(
+        dtype=str,
+        access=AttrWriteType.READ_WRITE,
+        memorized=True,
+        hw_memorized=True,
+        doc="Directory of the saved files",
+    )
     def saving_directory(self) -> str:
         return str(self._conv["saving_directory"])
 
@@ -444,12 +547,22 @@ class Lima2Conductor(Device):
     def saving_directory(self, value: str) -> None:
         self._set_conv("saving_directory", str(value))
 
-    @attribute(dtype=str, access=AttrWriteType.READ_WRITE, memorized=True, hw_memorized=True, doc="File name prefix of the saved files")
+    @attribute(
+        dtype=str,
+        access=AttrWriteType.READ_WRITE,
+        memorized=True,
+        hw_memorized=True,
+        doc="File name prefix of the saved files",
+    )
     def saving_prefix(self) -> str:
         return str(self._conv["saving_prefix"])
 
     @saving_prefix.write
     def saving_prefix(self, value: str) -> None:
         if not value or "/" in value:
-            tango.Except.throw_exception("PARAM_ERROR", f"{self.get_name()}: saving_prefix {value!r} must be a non-empty file name", "saving_prefix")
+            tango.Except.throw_exception(
+                "PARAM_ERROR",
+                f"{self.get_name()}: saving_prefix {value!r} must be a non-empty file name",
+                "saving_prefix",
+            )
         self._set_conv("saving_prefix", str(value))

@@ -64,7 +64,9 @@ class SimulatorDevice(Device):
     def require(self, *states: DeviceState, command: str) -> None:
         if self._acq_state not in states:
             allowed = " or ".join(s.name for s in states)
-            raise_lima(f"{command} is not allowed in state {self._acq_state.name} (needs {allowed})", self.get_name(), command)
+            raise_lima(
+                f"{command} is not allowed in state {self._acq_state.name} (needs {allowed})", self.get_name(), command
+            )
 
     # -- params ------------------------------------------------------------
     def parse_params(self, value: str, schema: dict[str, Any], what: str) -> dict[str, Any]:
@@ -86,7 +88,12 @@ class SimulatorDevice(Device):
         self._log_level = int(value)
 
     # -- fault knobs (expert) ----------------------------------------------------
-    @attribute(dtype=bool, access=AttrWriteType.READ_WRITE, display_level=DispLevel.EXPERT, doc="Fault knob: the next Prepare fails")
+    @attribute(
+        dtype=bool,
+        access=AttrWriteType.READ_WRITE,
+        display_level=DispLevel.EXPERT,
+        doc="Fault knob: the next Prepare fails",
+    )
     def sim_fail_prepare(self) -> bool:
         return self._fail_prepare
 
@@ -94,7 +101,12 @@ class SimulatorDevice(Device):
     def sim_fail_prepare(self, value: bool) -> None:
         self._fail_prepare = bool(value)
 
-    @attribute(dtype=bool, access=AttrWriteType.READ_WRITE, display_level=DispLevel.EXPERT, doc="Fault knob: the next Start fails")
+    @attribute(
+        dtype=bool,
+        access=AttrWriteType.READ_WRITE,
+        display_level=DispLevel.EXPERT,
+        doc="Fault knob: the next Start fails",
+    )
     def sim_fail_start(self) -> bool:
         return self._fail_start
 
@@ -102,7 +114,12 @@ class SimulatorDevice(Device):
     def sim_fail_start(self, value: bool) -> None:
         self._fail_start = bool(value)
 
-    @attribute(dtype=int, access=AttrWriteType.READ_WRITE, display_level=DispLevel.EXPERT, doc="Fault knob: go FAULT when reaching this global frame index (-1: never)")
+    @attribute(
+        dtype=int,
+        access=AttrWriteType.READ_WRITE,
+        display_level=DispLevel.EXPERT,
+        doc="Fault knob: go FAULT when reaching this global frame index (-1: never)",
+    )
     def sim_fail_at_frame(self) -> int:
         return self._fail_at_frame
 
@@ -110,7 +127,14 @@ class SimulatorDevice(Device):
     def sim_fail_at_frame(self, value: int) -> None:
         self._fail_at_frame = int(value)
 
-    @attribute(dtype=float, unit="s", format="%.3f", access=AttrWriteType.READ_WRITE, display_level=DispLevel.EXPERT, doc="Fault knob: every Prepare takes this much longer")
+    @attribute(
+        dtype=float,
+        unit="s",
+        format="%.3f",
+        access=AttrWriteType.READ_WRITE,
+        display_level=DispLevel.EXPERT,
+        doc="Fault knob: every Prepare takes this much longer",
+    )
     def sim_prepare_delay(self) -> float:
         return self._prepare_delay
 
@@ -118,7 +142,14 @@ class SimulatorDevice(Device):
     def sim_prepare_delay(self, value: float) -> None:
         self._prepare_delay = max(0.0, float(value))
 
-    @attribute(dtype=float, unit="s", format="%.3f", access=AttrWriteType.READ_WRITE, display_level=DispLevel.EXPERT, doc="Fault knob: the next command blocks the whole server this long (a hung process)")
+    @attribute(
+        dtype=float,
+        unit="s",
+        format="%.3f",
+        access=AttrWriteType.READ_WRITE,
+        display_level=DispLevel.EXPERT,
+        doc="Fault knob: the next command blocks the whole server this long (a hung process)",
+    )
     def sim_hang(self) -> float:
         return self._hang
 

@@ -181,4 +181,3 @@ class _FrozenClock(FrameClock):
 
 def _frozen(clock: FrameClock) -> FrameClock:
     return clock if isinstance(clock, _FrozenClock) else _FrozenClock(clock.produced(), clock)
-

@@ -59,7 +59,11 @@ class FrameGeometry:
 
     def info(self) -> dict[str, Any]:
         """The Lima2 ``frame_info`` JSON object."""
-        return {"nb_channels": self.channels, "dimensions": {"x": self.width, "y": self.height}, "pixel_type": self.pixel_type}
+        return {
+            "nb_channels": self.channels,
+            "dimensions": {"x": self.width, "y": self.height},
+            "pixel_type": self.pixel_type,
+        }
 
 
 def geometry_from_params(acq_params: dict[str, Any], sensor_width: int, sensor_height: int) -> FrameGeometry:

@@ -146,5 +146,7 @@ class LegacyPipeline:
             frame_idx = int(window[-1])
         pos = np.searchsorted(window, frame_idx)
         if pos >= len(window) or window[pos] != frame_idx:
-            raise FrameNotAvailable(f"frame {frame_idx} is not in the buffer of receiver {self.rank} (holds its last {len(window)} frames)")
+            raise FrameNotAvailable(
+                f"frame {frame_idx} is not in the buffer of receiver {self.rank} (holds its last {len(window)} frames)"
+            )
         return encode_frame(self.generator.frame(frame_idx), frame_idx)

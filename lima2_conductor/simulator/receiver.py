@@ -30,7 +30,9 @@ class LimaSimulatorReceiver(SimulatorDevice):
 
     rank = device_property(dtype=int, default_value=0, doc="0-based position in the receiver list")
     nb_receivers = device_property(dtype=int, default_value=1, doc="Number of receivers")
-    control_device = device_property(dtype=str, default_value="", doc="Control device, followed in software trigger mode")
+    control_device = device_property(
+        dtype=str, default_value="", doc="Control device, followed in software trigger mode"
+    )
 
     async def init_device(self) -> None:
         await super().init_device()
@@ -84,7 +86,12 @@ class LimaSimulatorReceiver(SimulatorDevice):
     def last_error(self) -> str:
         return self._last_error
 
-    @attribute(dtype=bool, access=AttrWriteType.READ_WRITE, display_level=DispLevel.EXPERT, doc="Fault knob: never push is_finished for the next acquisition")
+    @attribute(
+        dtype=bool,
+        access=AttrWriteType.READ_WRITE,
+        display_level=DispLevel.EXPERT,
+        doc="Fault knob: never push is_finished for the next acquisition",
+    )
     def sim_drop_finished_event(self) -> bool:
         return self._drop_finished
 
@@ -221,7 +228,9 @@ class LimaSimulatorReceiver(SimulatorDevice):
                 await asyncio.sleep(0.005 if clock.software else min(0.05, max(0.001, clock.next_frame_in())))
         except Exception as exc:  # a pipeline failure (disk full...) is the processing's error
             logger.exception("pipeline %s failed", pipeline.uuid)
-            pipeline.error = json.dumps({"what": f"processing error: {exc}", "errinfo": {"device": self._processing_name(pipeline.uuid)}})
+            pipeline.error = json.dumps(
+                {"what": f"processing error: {exc}", "errinfo": {"device": self._processing_name(pipeline.uuid)}}
+            )
             self._fault(f"processing error: {exc}")
         try:
             await asyncio.to_thread(pipeline.finish)

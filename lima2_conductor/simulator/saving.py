@@ -48,13 +48,17 @@ def check_target(saving: dict[str, Any]) -> None:
     except (KeyError, IndexError, ValueError) as exc:
         raise ValueError(f"saving.filename_format {saving['filename_format']!r}: {exc}") from None
     if saving["file_exists_policy"] != "overwrite" and os.path.exists(os.path.join(base, first)):
-        raise FileExistsError(f"{os.path.join(base, first)} exists and saving.file_exists_policy is {saving['file_exists_policy']!r}")
+        raise FileExistsError(
+            f"{os.path.join(base, first)} exists and saving.file_exists_policy is {saving['file_exists_policy']!r}"
+        )
 
 
 class FrameWriter:
     """Writes one receiver's frames, rolling over every ``nb_frames_per_file``."""
 
-    def __init__(self, saving: dict[str, Any], geometry: FrameGeometry, acq_params: dict[str, Any], proc_params: dict[str, Any]) -> None:
+    def __init__(
+        self, saving: dict[str, Any], geometry: FrameGeometry, acq_params: dict[str, Any], proc_params: dict[str, Any]
+    ) -> None:
         self.saving = saving
         self.geometry = geometry
         self.per_file = saving["nb_frames_per_file"]
@@ -92,7 +96,9 @@ class FrameWriter:
         )
         self.dataset.attrs["interpretation"] = "image"
         if self.saving["include_frame_idx"]:
-            self.index_ds = det.create_dataset("frame_idx", shape=(0,), maxshape=(self.per_file,), dtype="<i8", chunks=(min(self.per_file, 4096),))
+            self.index_ds = det.create_dataset(
+                "frame_idx", shape=(0,), maxshape=(self.per_file,), dtype="<i8", chunks=(min(self.per_file, 4096),)
+            )
         else:
             self.index_ds = None
         self.file = f

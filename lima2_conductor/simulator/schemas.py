@@ -103,7 +103,18 @@ def acq_params_schema(width: int, height: int) -> dict[str, Any]:
                                 "type": _enum(["gauss", "diffraction"], "gauss"),
                                 "gauss": _obj(
                                     {
-                                        "peaks": {"type": "array", "items": peak, "default": [{"x0": width / 2, "y0": height / 2, "fwhm": min(width, height) / 8, "max": 1000.0}]},
+                                        "peaks": {
+                                            "type": "array",
+                                            "items": peak,
+                                            "default": [
+                                                {
+                                                    "x0": width / 2,
+                                                    "y0": height / 2,
+                                                    "fwhm": min(width, height) / 8,
+                                                    "max": 1000.0,
+                                                }
+                                            ],
+                                        },
                                         "grow_factor": _num(0.0),
                                     }
                                 ),
@@ -138,7 +149,10 @@ def _saving() -> dict[str, Any]:
             "enabled": {"type": "boolean", "default": False},
             "base_path": {"type": "string", "default": "/tmp"},
             "filename_prefix": {"type": "string", "default": "lima2", "pattern": "^[^/]+$"},
-            "filename_format": {"type": "string", "default": "{filename_prefix}_{filename_rank}_{file_number:05d}{filename_suffix}"},
+            "filename_format": {
+                "type": "string",
+                "default": "{filename_prefix}_{filename_rank}_{file_number:05d}{filename_suffix}",
+            },
             "filename_suffix": {"type": "string", "default": ".h5"},
             "filename_rank": _int(0),
             "start_number": _int(0),
@@ -187,7 +201,11 @@ def proc_params_schema() -> dict[str, Any]:
                     {
                         "enabled": {"type": "boolean", "default": False},
                         "rois": {"type": "array", "items": rect, "default": []},
-                        "directions": {"type": "array", "items": _enum(["horizontal", "vertical"], "horizontal"), "default": []},
+                        "directions": {
+                            "type": "array",
+                            "items": _enum(["horizontal", "vertical"], "horizontal"),
+                            "default": [],
+                        },
                     }
                 ),
                 "accumulation": _obj(

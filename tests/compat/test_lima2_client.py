@@ -43,7 +43,9 @@ def run():
 
 
 def acq_params(nb_frames: int, expo_us: int) -> dict[str, Any]:
-    schema = tango.Database().get_class_attribute_property("LimaSimulatorControl", "acq_params")["acq_params"]["schema"][0]
+    schema = tango.Database().get_class_attribute_property("LimaSimulatorControl", "acq_params")["acq_params"][
+        "schema"
+    ][0]
     params = jsonschema_default.create_from(json.loads(schema))
     params["acq"].update(nb_frames=nb_frames, expo_time=expo_us, latency_time=0)
     params["det"]["nb_prefetch_frames"] = 16
@@ -54,7 +56,9 @@ def acq_params(nb_frames: int, expo_us: int) -> dict[str, Any]:
 def make_system(topology: str = "round_robin") -> Any:
     ctl = TangoControl(url=CONTROL, timeout_ms=5000)
     rcvs = [TangoReceiver(url=receiver_name(i), timeout_ms=5000) for i in range(2)]
-    topo = RoundRobin(num_receivers=2, ordering=[0, 1]) if topology == "round_robin" else DynamicDispatch(num_receivers=2)
+    topo = (
+        RoundRobin(num_receivers=2, ordering=[0, 1]) if topology == "round_robin" else DynamicDispatch(num_receivers=2)
+    )
     return lima2.AcquisitionSystem(control=ctl, receivers=rcvs, topology=topo, tango_timeout_s=5)
 
 
@@ -73,10 +77,16 @@ def test_round_robin_120_frames(system2: LocalSystem, data_dir: Path, run: Any) 
     async def scenario() -> dict[str, Any]:
         acqsys = make_system()
         with acqsys.attach():
-            proc = jsonschema_default.create_from(json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy")))
-            proc["saving"].update(enabled=True, base_path=str(data_dir), file_exists_policy="overwrite", nb_frames_per_file=25)
+            proc = jsonschema_default.create_from(
+                json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy"))
+            )
+            proc["saving"].update(
+                enabled=True, base_path=str(data_dir), file_exists_policy="overwrite", nb_frames_per_file=25
+            )
             proc["statistics"].update(enabled=True, rect_rois=[rect])
-            await acqsys.prepare(ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={})
+            await acqsys.prepare(
+                ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
+            )
             assert await acqsys.global_state() == State.PREPARED
             await acqsys.start()
             assert await acqsys.global_state() == State.RUNNING
@@ -103,7 +113,9 @@ def test_round_robin_120_frames(system2: LocalSystem, data_dir: Path, run: Any) 
     assert out["state"] == State.IDLE
     gen = FrameGenerator(acq, *SENSOR)
     # reduced data: 120 rows in global order, equal to the stats computed on frames(i)
-    reducer = Reducer.from_params({"statistics": {"enabled": True, "rect_rois": [rect], "arc_rois": []}, "profiles": {"enabled": False}}, *SENSOR)
+    reducer = Reducer.from_params(
+        {"statistics": {"enabled": True, "rect_rois": [rect], "arc_rois": []}, "profiles": {"enabled": False}}, *SENSOR
+    )
     expected = reducer.statistics(gen.frames(np.arange(120)), np.arange(120), 0)
     assert out["rows"].shape == (120,)
     np.testing.assert_allclose(out["rows"]["avg"], expected["avg"], rtol=1e-6)
@@ -134,8 +146,12 @@ def test_software_trigger(system2: LocalSystem, run: Any) -> None:
     async def scenario() -> int:
         acqsys = make_system()
         with acqsys.attach():
-            proc = jsonschema_default.create_from(json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy")))
-            await acqsys.prepare(ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={})
+            proc = jsonschema_default.create_from(
+                json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy"))
+            )
+            await acqsys.prepare(
+                ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
+            )
             await acqsys.start()
             for _ in range(12):
                 await acqsys.trigger()
@@ -153,8 +169,12 @@ def test_dynamic_dispatch_lookup(system2: LocalSystem, run: Any) -> None:
     async def scenario() -> list[int]:
         acqsys = make_system("dynamic")
         with acqsys.attach():
-            proc = jsonschema_default.create_from(json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy")))
-            await acqsys.prepare(ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={})
+            proc = jsonschema_default.create_from(
+                json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy"))
+            )
+            await acqsys.prepare(
+                ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
+            )
             await acqsys.start()
             await join(acqsys, 10.0)
             ranks = []

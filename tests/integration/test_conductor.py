@@ -26,7 +26,11 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
 @pytest.fixture
 def conductor(system: LocalSystem) -> tango.DeviceProxy:
     c = tango.DeviceProxy(CONDUCTOR)
-    wait_for(lambda: c.State() == tango.DevState.ON or c.State() in (tango.DevState.FAULT, tango.DevState.STANDBY), 10, "conductor")
+    wait_for(
+        lambda: c.State() == tango.DevState.ON or c.State() in (tango.DevState.FAULT, tango.DevState.STANDBY),
+        10,
+        "conductor",
+    )
     for i in range(2):
         r = tango.DeviceProxy(receiver_name(i))
         r.sim_fail_prepare = False
@@ -57,8 +61,12 @@ def test_acquisition_states_events_and_counters(conductor: tango.DeviceProxy) ->
     states: list[str] = []
     counts: list[int] = []
     ids = [
-        c.subscribe_event("State", tango.EventType.CHANGE_EVENT, lambda e: e.err or states.append(str(e.attr_value.value))),
-        c.subscribe_event("nb_frames_xferred", tango.EventType.CHANGE_EVENT, lambda e: e.err or counts.append(e.attr_value.value)),
+        c.subscribe_event(
+            "State", tango.EventType.CHANGE_EVENT, lambda e: e.err or states.append(str(e.attr_value.value))
+        ),
+        c.subscribe_event(
+            "nb_frames_xferred", tango.EventType.CHANGE_EVENT, lambda e: e.err or counts.append(e.attr_value.value)
+        ),
     ]
     try:
         uid = c.Prepare("")
@@ -106,7 +114,9 @@ def test_detector_attributes(conductor: tango.DeviceProxy) -> None:
         ('{"detector": {}}', "allowed keys"),
     ],
 )
-def test_bad_params_are_param_errors_with_state_unchanged(conductor: tango.DeviceProxy, params: str, where: str) -> None:
+def test_bad_params_are_param_errors_with_state_unchanged(
+    conductor: tango.DeviceProxy, params: str, where: str
+) -> None:
     with pytest.raises(tango.DevFailed) as info:
         conductor.Prepare(params)
     assert reason(info) == "PARAM_ERROR"
@@ -188,7 +198,11 @@ def test_failed_receiver_prepare_rolls_back(conductor: tango.DeviceProxy) -> Non
         conductor.Prepare("")
     assert reason(info) == "DEVICE_ERROR"
     assert receiver_name(1) in info.value.args[0].desc
-    wait_for(lambda: json.loads(conductor.device_states) == dict.fromkeys(json.loads(conductor.device_states), "IDLE"), 5, "rollback")
+    wait_for(
+        lambda: json.loads(conductor.device_states) == dict.fromkeys(json.loads(conductor.device_states), "IDLE"),
+        5,
+        "rollback",
+    )
     assert conductor.State() == tango.DevState.ON
 
 

@@ -122,7 +122,10 @@ def test_processing_device_is_found_and_erased(devices) -> None:
     names = sorted(db.get_device_exported(f"*/limaprocessing/{uid}*"), key=lambda n: int(n.split("@")[-1]))
     assert [n.split("@")[-1] for n in names] == ["0", "1"]
     assert db.get_device_info(names[0]).class_name == "LimaProcessingLegacy"
-    assert json.loads(db.get_device_property(names[1], "frame_info")["frame_info"][0])["dimensions"] == {"x": 512, "y": 512}
+    assert json.loads(db.get_device_property(names[1], "frame_info")["frame_info"][0])["dimensions"] == {
+        "x": 512,
+        "y": 512,
+    }
     assert uid in rcvs[0].pipelines
     rcvs[0].erasePipeline(uid)
     assert uid not in rcvs[0].pipelines

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lima2_conductor.core.devencoded import HEADER_SIZE, DecodeError, decode_frame, decode_rows, encode_frame, encode_rows
+from lima2_conductor.core.devencoded import (
+    HEADER_SIZE,
+    DecodeError,
+    decode_frame,
+    decode_rows,
+    encode_frame,
+    encode_rows,
+)
 from lima2_conductor.core.params import defaults_from_schema
 from lima2_conductor.simulator.clock import FrameClock
 from lima2_conductor.simulator.frames import FrameGenerator, geometry_from_params, receiver_of, share, stamped_index
@@ -74,7 +81,9 @@ def test_clock_internal_and_software() -> None:
     assert clock.produced() == 4
     now[0] += 10
     assert clock.produced() == 10 and clock.complete()
-    soft = FrameClock(params(nb_frames=0, trigger_mode="software", nb_frames_per_trigger=2, expo_time=1000), now=lambda: now[0])
+    soft = FrameClock(
+        params(nb_frames=0, trigger_mode="software", nb_frames_per_trigger=2, expo_time=1000), now=lambda: now[0]
+    )
     soft.start()
     soft.trigger()
     now[0] += 1.0
@@ -88,8 +97,16 @@ def test_roi_statistics_and_profiles_match_numpy() -> None:
     p = params()
     gen = FrameGenerator(p, 64, 48)
     proc = defaults_from_schema(proc_params_schema())
-    proc["statistics"].update(enabled=True, rect_rois=[{"topleft": {"x": 3, "y": 5}, "dimensions": {"x": 10, "y": 7}}], arc_rois=[{"center": {"x": 32, "y": 24}, "r1": 2, "r2": 9, "a1": 0, "a2": 90}])
-    proc["profiles"].update(enabled=True, rois=[{"topleft": {"x": 0, "y": 10}, "dimensions": {"x": 20, "y": 4}}] * 2, directions=["horizontal", "vertical"])
+    proc["statistics"].update(
+        enabled=True,
+        rect_rois=[{"topleft": {"x": 3, "y": 5}, "dimensions": {"x": 10, "y": 7}}],
+        arc_rois=[{"center": {"x": 32, "y": 24}, "r1": 2, "r2": 9, "a1": 0, "a2": 90}],
+    )
+    proc["profiles"].update(
+        enabled=True,
+        rois=[{"topleft": {"x": 0, "y": 10}, "dimensions": {"x": 20, "y": 4}}] * 2,
+        directions=["horizontal", "vertical"],
+    )
     red = Reducer.from_params(proc, 64, 48)
     idx = np.array([4, 6, 8])
     frames = gen.frames(idx)
