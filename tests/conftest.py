@@ -1,4 +1,6 @@
-"""Shared fixtures: a whole simulated system in subprocesses, cleaned up by PID."""
+"""Shared fixtures: one NosqlTangoDB for the whole session (a Tango client process
+reads TANGO_HOST once), systems started per module in their own domains and
+stopped by PID."""
 
 from __future__ import annotations
 
@@ -8,33 +10,41 @@ from pathlib import Path
 
 import pytest
 
-from lima2_conductor.launcher import LocalSystem, local_system
+from lima2_conductor.launcher import Layout, LocalSystem, running_db
+
+DEFAULT = Layout(2, "id00")
+SINGLE = Layout(1, "id01")
+FOUR = Layout(4, "id04")
+LAYOUTS = [DEFAULT, SINGLE, FOUR]
+
+
+@pytest.fixture(scope="session")
+def tango_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
+    with running_db(LAYOUTS, tmp_path_factory.mktemp("tango")) as system:
+        os.environ["TANGO_HOST"] = system.tango_host
+        yield system
+
+
+def start(db: LocalSystem, layout: Layout, conductor: bool) -> Iterator[LocalSystem]:
+    try:
+        db.start_simulators(layout)
+        if conductor:
+            db.start_conductor(layout)
+        yield db
+    finally:
+        db.stop_layout(layout)
 
 
 @pytest.fixture(scope="module")
-def system2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
-    """DB + control + 2 receivers (no conductor); TANGO_HOST points at it."""
-    with _system(tmp_path_factory.mktemp("sys2"), nb_receivers=2) as s:
-        yield s
+def system2(tango_db: LocalSystem) -> Iterator[LocalSystem]:
+    """Control + 2 receivers of ``id00`` (no conductor)."""
+    yield from start(tango_db, DEFAULT, conductor=False)
 
 
-def _system(workdir: Path, **kwargs: object):
-    class _Ctx:
-        def __enter__(self) -> LocalSystem:
-            self._cm = local_system(workdir=workdir, **kwargs)  # type: ignore[arg-type]
-            self._old = os.environ.get("TANGO_HOST")
-            s = self._cm.__enter__()
-            os.environ["TANGO_HOST"] = s.tango_host
-            return s
-
-        def __exit__(self, *exc: object) -> None:
-            self._cm.__exit__(*exc)
-            if self._old is None:
-                os.environ.pop("TANGO_HOST", None)
-            else:
-                os.environ["TANGO_HOST"] = self._old
-
-    return _Ctx()
+@pytest.fixture(scope="module")
+def system2c(tango_db: LocalSystem) -> Iterator[LocalSystem]:
+    """Control + 2 receivers + conductor of ``id00``."""
+    yield from start(tango_db, DEFAULT, conductor=True)
 
 
 @pytest.fixture

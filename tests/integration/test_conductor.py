@@ -14,13 +14,11 @@ import pytest
 import tango
 
 from lima2_conductor.launcher import CONDUCTOR, LocalSystem, receiver_name, wait_for
-from tests.conftest import _system
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
-    with _system(tmp_path_factory.mktemp("cond"), nb_receivers=2, conductor=True) as s:
-        yield s
+def system(system2c: LocalSystem) -> Iterator[LocalSystem]:
+    yield system2c
 
 
 @pytest.fixture
