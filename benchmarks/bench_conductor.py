@@ -53,21 +53,33 @@ def peer_system(layout: Layout, topology: str = "round_robin") -> Any:
     from lima2.conductor.topology import RoundRobin, SingleReceiver
 
     rcvs = [TangoReceiver(url=r, timeout_ms=5000) for r in layout.receivers]
-    topo = SingleReceiver() if layout.nb_receivers == 1 else RoundRobin(num_receivers=layout.nb_receivers, ordering=list(range(layout.nb_receivers)))
-    return AcquisitionSystem(control=TangoControl(url=layout.control, timeout_ms=5000), receivers=rcvs, topology=topo, tango_timeout_s=5)
+    topo = (
+        SingleReceiver()
+        if layout.nb_receivers == 1
+        else RoundRobin(num_receivers=layout.nb_receivers, ordering=list(range(layout.nb_receivers)))
+    )
+    return AcquisitionSystem(
+        control=TangoControl(url=layout.control, timeout_ms=5000), receivers=rcvs, topology=topo, tango_timeout_s=5
+    )
 
 
 def peer_params(layout: Layout, nb_frames: int, expo_us: int) -> tuple[dict[str, Any], dict[str, Any]]:
     import jsonschema_default
 
     db = tango.Database()
-    acq = jsonschema_default.create_from(json.loads(db.get_class_attribute_property("LimaSimulatorControl", "acq_params")["acq_params"]["schema"][0]))
+    acq = jsonschema_default.create_from(
+        json.loads(db.get_class_attribute_property("LimaSimulatorControl", "acq_params")["acq_params"]["schema"][0])
+    )
     acq["acq"].update(nb_frames=nb_frames, expo_time=expo_us)
-    proc = jsonschema_default.create_from(json.loads(db.get_class_attribute_property("LimaProcessingLegacy", "proc_params")["proc_params"]["schema"][0]))
+    proc = jsonschema_default.create_from(
+        json.loads(db.get_class_attribute_property("LimaProcessingLegacy", "proc_params")["proc_params"]["schema"][0])
+    )
     return acq, proc
 
 
-async def peer_prepare_start(layout: Layout, repeat: int, nb_frames: int = 1, expo_us: int = 1000) -> tuple[list[float], list[float]]:
+async def peer_prepare_start(
+    layout: Layout, repeat: int, nb_frames: int = 1, expo_us: int = 1000
+) -> tuple[list[float], list[float]]:
     acqsys = peer_system(layout)
     acq, proc = peer_params(layout, nb_frames, expo_us)
     latencies, runs = [], []
@@ -75,7 +87,12 @@ async def peer_prepare_start(layout: Layout, repeat: int, nb_frames: int = 1, ex
         await asyncio.sleep(0.2)  # its pollers connect
         for _ in range(repeat):
             t0 = time.perf_counter()
-            await acqsys.prepare(ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=copy.deepcopy(proc), user_metadata={})
+            await acqsys.prepare(
+                ctl_params=copy.deepcopy(acq),
+                acq_params=copy.deepcopy(acq),
+                proc_params=copy.deepcopy(proc),
+                user_metadata={},
+            )
             await acqsys.start()
             t1 = time.perf_counter()
             latencies.append(t1 - t0)
@@ -131,7 +148,9 @@ def main() -> None:
             system.start_conductor(layout)
             ours = ours_prepare_start(layout, args.repeat)
             peer, _ = loop.run_until_complete(peer_prepare_start(layout, args.repeat))
-            print(f"  {n} receiver(s): conductor {ms(ours)} | lima2-client {ms(peer)} | ratio {statistics.median(peer) / statistics.median(ours):5.1f}x")
+            print(
+                f"  {n} receiver(s): conductor {ms(ours)} | lima2-client {ms(peer)} | ratio {statistics.median(peer) / statistics.median(ours):5.1f}x"
+            )
             if n != 2:
                 system.stop_layout(layout)
         two = LAYOUTS[2]
@@ -140,8 +159,12 @@ def main() -> None:
         print(f"Progress read: conductor nb_frames_xferred {ms(ours_read)} | simulator attribute {ms(plain)}")
         runs = [e2e(two) for _ in range(3)]
         _, peer_runs = loop.run_until_complete(peer_prepare_start(two, 3, nb_frames=120, expo_us=20_000))
-        print(f"120 x 20 ms: conductor start->DONE {ms(runs)}, overhead {(statistics.median(runs) - 2.4) * 1e3:.0f} ms over 2.4 s | lima2-client start->end {ms(peer_runs)}, overhead {(statistics.median(peer_runs) - 2.4) * 1e3:.0f} ms")
-        print(f"Receiver SIGKILL mid-run -> run FAULT after {kill_detection(system, two) * 1e3:.0f} ms (target < 1000 ms)")
+        print(
+            f"120 x 20 ms: conductor start->DONE {ms(runs)}, overhead {(statistics.median(runs) - 2.4) * 1e3:.0f} ms over 2.4 s | lima2-client start->end {ms(peer_runs)}, overhead {(statistics.median(peer_runs) - 2.4) * 1e3:.0f} ms"
+        )
+        print(
+            f"Receiver SIGKILL mid-run -> run FAULT after {kill_detection(system, two) * 1e3:.0f} ms (target < 1000 ms)"
+        )
     loop.close()
 
 

@@ -81,11 +81,19 @@ class Layout:
     def yaml_docs(self, conductor: dict[str, object] | None = None) -> dict[str, dict[str, object]]:
         size = {"sensor_width": self.sensor[0], "sensor_height": self.sensor[1]}
         docs: dict[str, dict[str, object]] = {
-            self.control_instance: _server(self.control_instance, "Lima2Simulator", "LimaSimulatorControl", self.control, {"receiver_topology": "round_robin", **size}),
+            self.control_instance: _server(
+                self.control_instance,
+                "Lima2Simulator",
+                "LimaSimulatorControl",
+                self.control,
+                {"receiver_topology": "round_robin", **size},
+            ),
         }
         for i in range(self.nb_receivers):
             props = {"rank": i, "nb_receivers": self.nb_receivers, "control_device": self.control, **size}
-            docs[self.receiver_instance(i)] = _server(self.receiver_instance(i), "Lima2Simulator", "LimaSimulatorReceiver", self.receiver(i), props)
+            docs[self.receiver_instance(i)] = _server(
+                self.receiver_instance(i), "Lima2Simulator", "LimaSimulatorReceiver", self.receiver(i), props
+            )
         cprops: dict[str, object] = {
             "control_device": self.control,
             "receiver_devices": self.receivers,
@@ -94,12 +102,18 @@ class Layout:
             "progress_event_period_ms": 40,
         }
         cprops.update(conductor or {})
-        docs[f"{self.prefix}_conductor"] = _server(self.conductor_instance, "Lima2Conductor", "Lima2Conductor", self.conductor, cprops)
+        docs[f"{self.prefix}_conductor"] = _server(
+            self.conductor_instance, "Lima2Conductor", "Lima2Conductor", self.conductor, cprops
+        )
         return docs
 
 
 def _server(instance: str, server: str, cls: str, name: str, props: dict[str, object]) -> dict[str, object]:
-    return {"personal_name": instance, "server": server, "device": [{"class": cls, "tango_name": name, "properties": props}]}
+    return {
+        "personal_name": instance,
+        "server": server,
+        "device": [{"class": cls, "tango_name": name, "properties": props}],
+    }
 
 
 def write_db(directory: Path, layouts: list[Layout], conductor: dict[str, object] | None = None) -> Path:
@@ -186,7 +200,14 @@ class LocalSystem:
     def _spawn(self, key: str, args: list[str]) -> Process:
         log = self.log_dir / f"{key}.log"
         with log.open("ab") as out:
-            popen = subprocess.Popen(args, env=self.env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            popen = subprocess.Popen(
+                args,
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         proc = Process(key, popen, log)
         self.processes[key] = proc
         return proc
@@ -219,7 +240,12 @@ class LocalSystem:
         def ready() -> bool:
             if proc is not None and not proc.alive():
                 raise RuntimeError(f"{proc.name} exited, see {proc.log}")
-            return subprocess.run([sys.executable, "-c", code, *devices], env=self.env(), capture_output=True, timeout=10).returncode == 0
+            return (
+                subprocess.run(
+                    [sys.executable, "-c", code, *devices], env=self.env(), capture_output=True, timeout=10
+                ).returncode
+                == 0
+            )
 
         wait_for(ready, timeout, f"{', '.join(devices)}", interval=0.1)
 
@@ -233,7 +259,11 @@ class LocalSystem:
 
     def stop_layout(self, layout: Layout) -> None:
         """Stop the conductor and simulators of ``layout`` (the database keeps running)."""
-        names = [layout.conductor_instance, *(layout.receiver_instance(i) for i in range(layout.nb_receivers)), layout.control_instance]
+        names = [
+            layout.conductor_instance,
+            *(layout.receiver_instance(i) for i in range(layout.nb_receivers)),
+            layout.control_instance,
+        ]
         for name in names:
             if name in self.processes:
                 self.processes.pop(name).stop()
@@ -244,7 +274,9 @@ class LocalSystem:
 
 
 @contextlib.contextmanager
-def running_db(layouts: list[Layout], workdir: Path | None = None, conductor_properties: dict[str, object] | None = None) -> Iterator[LocalSystem]:
+def running_db(
+    layouts: list[Layout], workdir: Path | None = None, conductor_properties: dict[str, object] | None = None
+) -> Iterator[LocalSystem]:
     """NosqlTangoDB with ``layouts`` registered (no server started); stopped on exit."""
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="lima2-system-"))
     base.mkdir(parents=True, exist_ok=True)

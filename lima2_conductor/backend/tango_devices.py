@@ -180,6 +180,18 @@ class TangoProcessing(TangoDevice):
     async def last_error(self) -> str:
         return str(await self.read("last_error", poll=True))
 
+    async def pop(self, getter: str) -> tuple[str, bytes]:
+        return tuple(await self.command(getter))  # type: ignore[return-value]
+
+    async def get_frame(self, command: str, frame_idx: int) -> tuple[str, bytes]:
+        return tuple(await self.command(command, int(frame_idx)))  # type: ignore[return-value]
+
+    async def last_frames(self) -> dict[str, int]:
+        return dict(json.loads(await self.read("last_frames")))
+
+    async def frame_info(self) -> dict[str, Any]:
+        return dict(json.loads(await self.read("processed_frame_info")))
+
 
 async def find_processing(
     uuid: str, nb_receivers: int, timeout_ms: int = 3000, wait_s: float = 3.0

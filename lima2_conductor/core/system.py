@@ -19,8 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import state_machine
-from .errors import ConductorError, DeviceError, DeviceOffline, DeviceTimeout, MultiDeviceError, OperationNotAllowed
+from .errors import (
+    ConductorError,
+    DeviceError,
+    DeviceOffline,
+    DeviceTimeout,
+    MultiDeviceError,
+    NotFound,
+    OperationNotAllowed,
+)
+from .master_file import Saving
 from .params import build_prepare_params
+from .pipeline import RunPipeline
 from .ports import ControlPort, DevicePort, ProcessingFinder, ProcessingPort, ReceiverPort
 from .progress import RateMeter, aggregate
 from .state import DeviceState, RunState, SystemState
@@ -82,6 +92,8 @@ class AcquisitionSystem:
         self.processing: list[ProcessingPort] = []
         self.proc_finished: list[bool] = []
         self.params: dict[str, Any] = {}
+        self.pipeline: RunPipeline | None = None
+        self.master_file = ""
         self.history: list[str] = []
         self._prepare_task: asyncio.Task[str] | None = None
         self._stop_requested = False
@@ -189,7 +201,10 @@ class AcquisitionSystem:
             self._call(self.receivers[0], "read proc_params schema", self.receivers[0].proc_schema(PROCESSING_CLASS)),
         )
         ctl, rcv, proc = await asyncio.to_thread(build_prepare_params, user, *schemas, overrides)
+        if proc["saving"]["enabled"]:
+            await asyncio.to_thread(Saving.from_params(proc["saving"]).check_target)
         await self._require_online()
+        det_info = await self._call(self.control, "read det_info", self.control.det_info())
         self.uuid = ""
         uid = str(uuidlib.uuid1())
         proc_of = []
@@ -220,6 +235,7 @@ class AcquisitionSystem:
                 self.find_processing(uid, len(self.receivers)),
                 timeout=max(5.0, self.timeout_s),
             )
+            frame_info = await self._call(self.processing[0], "read frame info", self.processing[0].frame_info())
         except BaseException:
             await asyncio.shield(self._rollback(prepared))
             raise
@@ -227,6 +243,17 @@ class AcquisitionSystem:
         self.params = {"control": ctl, "receiver": rcv, "processing": proc}
         self.proc_finished = [False] * len(self.processing)
         self.progress = Progress(nb_frames=int(ctl["acq"]["nb_frames"]))
+        self.pipeline = RunPipeline(
+            uid,
+            self.topology,
+            self.processing,
+            [r.name for r in self.receivers],
+            proc,
+            int(ctl["acq"]["nb_frames"]),
+            frame_info,
+            {"params": {"acquisition": ctl, "processing": proc}, "detector_information": det_info},
+        )
+        self.master_file = ""
         self.errors.clear()
         self._stop_requested = False
         self._set_run_state(RunState.PREPARED)
@@ -320,6 +347,7 @@ class AcquisitionSystem:
         finally:
             self.errors.clear()
             self.processing = []
+            self.pipeline = None
             self.uuid = ""
             self._set_run_state(RunState.IDLE)
         if errors:
@@ -344,7 +372,7 @@ class AcquisitionSystem:
             self.device_states[d.name] = s
         return self.device_states
 
-    async def poll_progress(self) -> Progress:
+    async def poll_progress(self, final: bool = False) -> Progress:
         """Read the counters of the current run (control, receivers, processing)."""
         if not self.uuid:
             return self.progress
@@ -356,6 +384,13 @@ class AcquisitionSystem:
                 return default
 
         p = self.progress
+        if self.pipeline is not None and (self.running or final):
+            try:
+                await self.pipeline.fetch(
+                    lambda d, action, coro: self._call(d, action, coro, timeout=self.poll_timeout_s)
+                )
+            except ConductorError as exc:
+                logger.warning("reduced data fetch: %s", exc)
         acquired, *xferred = await asyncio.gather(
             value(self.control, self.control.nb_frames_acquired(), p.nb_frames_acquired),
             *(value(r, r.nb_frames_xferred(), p.xferred.get(r.name, 0)) for r in self.receivers),
@@ -406,8 +441,9 @@ class AcquisitionSystem:
         proc_done = all(self.proc_finished) if self.processing else acq_done
         if acq_done and proc_done:
             if self.processing:
-                await self.poll_progress()  # final values
-            self._set_run_state(RunState.STOPPED if self._stop_requested else RunState.DONE)
+                await self.poll_progress(final=True)  # final values and reduced data
+            if await self._finish_pipeline():
+                self._set_run_state(RunState.STOPPED if self._stop_requested else RunState.DONE)
             self.timings["run_s"] = self.clock() - self.timings.get("started_at", self.clock())
             return
         if acq_done and self.run_state == RunState.RUNNING:
@@ -436,10 +472,76 @@ class AcquisitionSystem:
         others = [d for d in self.devices if d.name not in bad]
         for e in await self._fan_out("Stop", [(d, d.stop) for d in others]):
             self.record_error(str(e))
+        await self.poll_progress(final=True)
+        await self._finish_pipeline()
+
+    def per_receiver(self, counter: str) -> list[int]:
+        values = self.progress.counters.get(counter, {}).get("per_receiver", {})
+        return [int(values.get(r.name, 0)) for r in self.receivers]
+
+    async def _finish_pipeline(self) -> bool:
+        """Write the master file of the frames saved; False (run FAULT) if it fails."""
+        if self.pipeline is None or self.pipeline.saving is None:
+            return True
+        try:
+            total, path = await asyncio.to_thread(self.pipeline.write_master, self.per_receiver("nb_frames_saved"))
+            self.master_file = path
+            self.timings["master_file_frames"] = total
+            return True
+        except ConductorError as exc:
+            self.record_error(f"master file: {exc}")
+            self._set_run_state(RunState.FAULT)
+            return False
+
+    # -- pipeline services ---------------------------------------------------------------
+    def current_pipeline(self) -> RunPipeline:
+        if self.pipeline is None:
+            raise NotFound("no acquisition prepared")
+        return self.pipeline
+
+    async def lookup(self, frame_idx: int, source: str = "frame") -> dict[str, Any]:
+        pipe = self.current_pipeline()
+        if frame_idx == -1:
+            frame_idx = await self._latest_frame()
+        return pipe.lookup(
+            frame_idx, self.per_receiver("nb_frames_processed"), self.per_receiver("nb_frames_saved"), source
+        )
+
+    async def _latest_frame(self) -> int:
+        pipe = self.current_pipeline()
+        lasts = await asyncio.gather(*(self._call(d, "read last_frames", d.last_frames()) for d in pipe.devices))
+        newest = max(int(x.get("processed_idx", -1)) for x in lasts)
+        if newest < 0:
+            raise NotFound("no frame processed yet")
+        return newest
+
+    async def get_frame(self, frame_idx: int, source: str = "frame") -> tuple[str, bytes]:
+        where = await self.lookup(frame_idx, source)
+        device = self.current_pipeline().devices[where["rank"]]
+        try:
+            return await self._call(device, where["command"], device.get_frame(where["command"], where["frame_idx"]))
+        except DeviceError as exc:
+            if where["hdf5"] is None:
+                raise NotFound(
+                    f"frame {where['frame_idx']} is no longer in the buffer of {where['receiver']} and was not saved ({exc.message})"
+                ) from None
+            return await asyncio.to_thread(read_saved_frame, where)
 
     # -- views -------------------------------------------------------------------
     def locate(self, frame_idx: int) -> tuple[int, int]:
         return self.topology.locate(frame_idx)
+
+
+def read_saved_frame(where: dict[str, Any]) -> tuple[str, bytes]:
+    """A frame from its HDF5 file, in the Lima2 DATA_ARRAY encoding (blocking)."""
+    import h5py
+
+    from .devencoded import encode_frame
+
+    h5 = where["hdf5"]
+    with h5py.File(h5["file"], "r") as f:
+        frame = f[h5["dataset"]][h5["index"]]
+    return encode_frame(frame, where["frame_idx"])
 
 
 def _what(payload: str) -> str:

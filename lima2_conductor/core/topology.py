@@ -84,3 +84,40 @@ def make_topology(name: str, nb_receivers: int, ordering: Sequence[int] | None =
     if name == "dynamic":
         return DynamicDispatch(nb_receivers)
     raise ParamError(f"unknown topology {name!r} (allowed: single, round_robin, dynamic)")
+
+
+class FrameTable:
+    """Where each global frame went, learnt from the receivers' frame-index channel
+    (dynamic dispatch): receiver and local index per global frame."""
+
+    def __init__(self, nb_receivers: int, size_hint: int = 1024) -> None:
+        import numpy as np
+
+        self._np = np
+        self.receiver = np.full(max(16, size_hint), -1, dtype=np.int32)
+        self.local = np.zeros(max(16, size_hint), dtype=np.int64)
+        self.cursor = [0] * nb_receivers
+
+    def add(self, rank: int, frame_indices: Sequence[int]) -> None:
+        """Receiver ``rank`` got these global frames, in its local order."""
+        np = self._np
+        idx = np.asarray(frame_indices, dtype=np.int64)
+        if not len(idx):
+            return
+        top = int(idx.max())
+        while top >= len(self.receiver):
+            self.receiver = np.concatenate([self.receiver, np.full(len(self.receiver), -1, dtype=np.int32)])
+            self.local = np.concatenate([self.local, np.zeros(len(self.local), dtype=np.int64)])
+        self.receiver[idx] = rank
+        self.local[idx] = self.cursor[rank] + np.arange(len(idx))
+        self.cursor[rank] += len(idx)
+
+    def locate(self, frame_idx: int) -> tuple[int, int]:
+        if frame_idx < 0 or frame_idx >= len(self.receiver) or self.receiver[frame_idx] < 0:
+            raise KeyError(frame_idx)
+        return int(self.receiver[frame_idx]), int(self.local[frame_idx])
+
+    def known_prefix(self) -> int:
+        """Frames ``[0, n)`` all located."""
+        missing = self._np.flatnonzero(self.receiver < 0)
+        return int(missing[0]) if len(missing) else len(self.receiver)

@@ -151,6 +151,21 @@ class Lima2Conductor(Device):
                 pass
         self._det_read_at = time.monotonic()
 
+    def _current_state(self) -> DevState:
+        s = self.sys()
+        return DevState.names[tango_state_name(s.system_state, s.run_state)]
+
+    def dev_state(self) -> DevState:
+        """State from the cached device states and run state (never a fan-out)."""
+        if self.system is None or self.get_state() == DevState.INIT:
+            return self.get_state()
+        return self._current_state()
+
+    def dev_status(self) -> str:
+        if self.system is None:
+            return self.get_status()
+        return self._status_text()
+
     def _push(self, name: str, value: Any) -> None:
         if self._pushed.get(name, object()) != value:
             self._pushed[name] = value
@@ -161,7 +176,7 @@ class Lima2Conductor(Device):
 
     def _publish(self) -> None:
         s = self.sys()
-        state = DevState.names[tango_state_name(s.system_state, s.run_state)]
+        state = self._current_state()
         self.set_state(state)
         self.set_status(self._status_text())
         self._push("State", state)

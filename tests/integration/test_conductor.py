@@ -259,8 +259,18 @@ def test_saving_through_convenience_attributes(conductor: tango.DeviceProxy, dat
     c.Prepare('{"processing": {"saving": {"nb_frames_per_file": 10}}}')
     run_to_end(c)
     assert c.nb_frames_saved == 30
-    assert sorted(p.name for p in data_dir.iterdir()) == [f"scan7_{r}_{k:05d}.h5" for r in range(2) for k in range(2)]
+    files = [f"scan7_{r}_{k:05d}.h5" for r in range(2) for k in range(2)]
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted([*files, "scan7_master.h5"])
     with pytest.raises(tango.DevFailed) as info:
-        c.Prepare("")  # the files exist and the policy is abort
+        c.Prepare("")  # the master file exists and the policy is abort
+    assert reason(info) == "SAVING_ERROR"
+    assert "scan7_master.h5 exists" in info.value.args[0].desc
+    (data_dir / "scan7_master.h5").unlink()
+    with pytest.raises(tango.DevFailed) as info:
+        c.Prepare("")  # the receivers' files exist
     assert reason(info) == "DEVICE_ERROR"
     assert "exists" in info.value.args[0].desc
+    assert c.State() == tango.DevState.ON
+    with pytest.raises(tango.DevFailed) as info:
+        c.Prepare(json.dumps({"processing": {"saving": {"base_path": str(data_dir / "missing")}}}))
+    assert reason(info) == "SAVING_ERROR"

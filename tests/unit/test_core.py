@@ -7,12 +7,15 @@ import asyncio
 import pathlib
 from typing import Any
 
+import numpy as np
 import pytest
 
 from lima2_conductor.core import state_machine
+from lima2_conductor.core.devencoded import encode_rows
 from lima2_conductor.core.errors import DeviceError, DeviceOffline, MultiDeviceError, OperationNotAllowed, ParamError
 from lima2_conductor.core.params import build_prepare_params
 from lima2_conductor.core.progress import aggregate
+from lima2_conductor.core.reduced_data import STATS_DTYPE
 from lima2_conductor.core.state import DeviceState as D
 from lima2_conductor.core.state import RunState, SystemState, tango_state_name
 from lima2_conductor.core.system import AcquisitionSystem
@@ -192,6 +195,9 @@ class FakeDevice:
     async def nb_frames_acquired(self) -> int:
         return 0
 
+    async def det_info(self) -> dict:
+        return {"plugin": "Simulator"}
+
     async def nb_frames_xferred(self) -> int:
         return 0
 
@@ -218,6 +224,15 @@ class FakeProcessing:
 
     async def last_error(self) -> str:
         return ""
+
+    async def frame_info(self) -> dict:
+        return {"nb_channels": 1, "dimensions": {"x": 4, "y": 3}, "pixel_type": "gray16"}
+
+    async def pop(self, getter: str) -> tuple[str, bytes]:
+        return encode_rows(np.empty(0, dtype=STATS_DTYPE))
+
+    async def last_frames(self) -> dict:
+        return {"processed_idx": -1}
 
 
 def make(n: int = 2) -> tuple[AcquisitionSystem, FakeDevice, list[FakeDevice], list[FakeProcessing]]:
