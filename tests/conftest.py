@@ -15,7 +15,8 @@ from lima2_conductor.launcher import Layout, LocalSystem, running_db
 DEFAULT = Layout(2, "id00")
 SINGLE = Layout(1, "id01")
 FOUR = Layout(4, "id04")
-LAYOUTS = [DEFAULT, SINGLE, FOUR]
+THREE = Layout(3, "id03", sensor=(256, 192))
+LAYOUTS = [DEFAULT, SINGLE, FOUR, THREE]
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,16 @@ import time
 import traceback
 from typing import Any
 
+import numpy
 import tango
 from tango import AttrWriteType, DevState, DispLevel, GreenMode
 from tango.server import Device, attribute, command, device_property
 
 from ..backend.tango_devices import TangoControl, TangoReceiver, find_processing
+from ..core.devencoded import decode_frame, encode_rows
 from ..core.errors import ParamError
 from ..core.params import defaults_from_schema, parse_json_object
+from ..core.pipeline import FRAME_SOURCES
 from ..core.state import DeviceState, RunState, SystemState, tango_state_name
 from ..core.system import PROCESSING_CLASS, AcquisitionSystem
 from ..core.topology import make_topology
@@ -50,6 +53,9 @@ class Lima2Conductor(Device):
     device_timeout_ms = device_property(dtype=int, default_value=3000, doc="Deadline of every call to a Lima2 device")
     master_file_dir = device_property(dtype=str, default_value="", doc="Default directory for saving")
     progress_event_period_ms = device_property(dtype=int, default_value=40, doc="Minimum period of progress events")
+    image_period_ms = device_property(
+        dtype=int, default_value=500, doc="Minimum period of last_image refreshes while running"
+    )
     watchdog_s = device_property(
         dtype=float, default_value=30.0, doc="A run with no progress this long after the acquisition ended fails"
     )
@@ -65,6 +71,9 @@ class Lima2Conductor(Device):
         self._det: dict[str, dict[str, Any]] = {"det_info": {}, "det_status": {}, "det_capabilities": {}}
         self._det_read_at = 0.0
         self._init_error = ""
+        self._last_image = numpy.zeros((1, 1), dtype=numpy.float32)
+        self._last_image_idx = -1
+        self._image_at = 0.0
         self._conv: dict[str, Any] = {
             "acq_nb_frames": 10,
             "acq_expo_time": 0.001,
@@ -132,6 +141,8 @@ class Lima2Conductor(Device):
                 if first or control_back or t0 - self._det_read_at > 1.0:
                     await self._refresh_detector(full=first or control_back)
                 first = False
+                if self.system.running and t0 - self._image_at > self.image_period_ms / 1000:
+                    await self._refresh_image()
                 self._publish()
             except asyncio.CancelledError:
                 raise
@@ -139,6 +150,23 @@ class Lima2Conductor(Device):
                 logger.error("monitor tick failed: %s", traceback.format_exc())
             period = self.progress_event_period_ms / 1000 if self.system.running else 0.1
             await asyncio.sleep(max(0.01, period - (time.monotonic() - t0)))
+
+    async def _refresh_image(self) -> None:
+        """Fetch the newest processed frame for ``last_image`` (bounded rate)."""
+        assert self.system is not None
+        self._image_at = time.monotonic()
+        if self.system.progress.nb_frames_processed == 0:
+            return
+        try:
+            frame, idx = decode_frame(await self.system.get_frame(-1))
+        except Exception as exc:  # noqa: BLE001 - a live view is best effort
+            logger.debug("last_image: %s", exc)
+            return
+        if idx != self._last_image_idx:
+            self._last_image = frame[0].astype(numpy.float32)
+            self._last_image_idx = int(idx)
+            self.push_change_event("last_image", self._last_image)
+            self.push_change_event("last_image_ready", self._last_image_idx)
 
     async def _refresh_detector(self, full: bool) -> None:
         assert self.system is not None
@@ -280,6 +308,46 @@ class Lima2Conductor(Device):
             await self.sys().reset()
         finally:
             await self._refresh()
+
+    @command(
+        dtype_in=int,
+        doc_in="Global frame index, -1 = the latest",
+        dtype_out=str,
+        doc_out="JSON: frame_idx, receiver, processing_device, command, local_idx, hdf5 {file, dataset, index} or null",
+    )
+    @tango_errors
+    async def Lookup(self, frame_idx: int) -> str:
+        if frame_idx < -1:
+            raise ParamError(f"frame index {frame_idx} must be >= 0, or -1 for the latest")
+        return json.dumps(await self.sys().lookup(int(frame_idx)))
+
+    @command(
+        dtype_in=tango.DevVarLongStringArray,
+        doc_in="[[frame_idx], [source]] (source 'frame' or 'input_frame'; frame_idx -1 = the latest)",
+        dtype_out=tango.DevEncoded,
+        doc_out="Lima2 DATA_ARRAY frame",
+    )
+    @tango_errors
+    async def GetFrame(self, argin: Any) -> tuple[str, bytes]:
+        ints, strs = _long_string(argin, 1, "GetFrame")
+        source = strs[0] if strs else "frame"
+        if ints[0] < -1:
+            raise ParamError(f"frame index {ints[0]} must be >= 0, or -1 for the latest")
+        return await self.sys().get_frame(ints[0], source)
+
+    @command(
+        dtype_in=tango.DevVarLongStringArray,
+        doc_in="[[channel_idx, from_frame, max_rows], [name]] (max_rows 0 = all available)",
+        dtype_out=tango.DevEncoded,
+        doc_out="STRUCTURED_ARRAY rows in global frame order",
+    )
+    @tango_errors
+    async def GetReducedData(self, argin: Any) -> tuple[str, bytes]:
+        ints, strs = _long_string(argin, 3, "GetReducedData")
+        if not strs:
+            raise ParamError("GetReducedData needs the channel name, e.g. [[0, 0, 0], ['roi_stats']]")
+        rows = self.sys().current_pipeline().reduced(strs[0], ints[0], ints[1], ints[2])
+        return encode_rows(rows)
 
     @command(dtype_out=str, doc_out="Default params of the next Prepare (JSON)")
     @tango_errors
@@ -459,6 +527,53 @@ class Lima2Conductor(Device):
     def topology_name(self) -> str:
         return self.system.topology.name if self.system else ""
 
+    # -- pipeline attributes -------------------------------------------------------------
+    @attribute(dtype=str, doc="Processing class of the current pipeline")
+    def processing_class(self) -> str:
+        p = self.system.pipeline if self.system else None
+        return str(p.proc_params.get("class_name", "")) if p else ""
+
+    @attribute(dtype=str, doc="JSON: frame sources with their getter, shape (channels, height, width) and dtype")
+    def frame_channels(self) -> str:
+        p = self.system.pipeline if self.system else None
+        if p is None or not p.frame_info:
+            return "{}"
+        info = p.frame_info
+        shape = [info["nb_channels"], info["dimensions"]["y"], info["dimensions"]["x"]]
+        return json.dumps(
+            {
+                name: {"getter": getter, "shape": shape, "pixel_type": info["pixel_type"]}
+                for name, getter in FRAME_SOURCES.items()
+            }
+        )
+
+    @attribute(dtype=str, doc="JSON: reduced data channels (count, row dtype, shapes, frames ready)")
+    def reduced_data_channels(self) -> str:
+        p = self.system.pipeline if self.system else None
+        return json.dumps(p.channels() if p else {})
+
+    @attribute(dtype=str, doc="JSON: frame source -> [master file, dataset path]")
+    def master_files(self) -> str:
+        p = self.system.pipeline if self.system else None
+        return json.dumps(p.master_files() if p else {})
+
+    @attribute(dtype=bool, doc="True while the processing pipeline of the current run is active")
+    def pipeline_running(self) -> bool:
+        return bool(self.system and self.system.pipeline is not None and self.system.running)
+
+    @attribute(
+        dtype=((numpy.float32,),),
+        max_dim_x=8192,
+        max_dim_y=8192,
+        doc="Newest processed frame (channel 0), for live views; refreshed at most every image_period_ms",
+    )
+    def last_image(self) -> Any:
+        return self._last_image
+
+    @attribute(dtype=int, format="%d", doc="Global index of last_image, -1 if none")
+    def last_image_ready(self) -> int:
+        return self._last_image_idx
+
     # -- convenience (memorized) ---------------------------------------------------------
     def _set_conv(self, name: str, value: Any) -> None:
         if self.system is not None and self.system.run_state in (RunState.PREPARING, RunState.STARTING):
@@ -581,3 +696,14 @@ class Lima2Conductor(Device):
                 "saving_prefix",
             )
         self._set_conv("saving_prefix", str(value))
+
+
+def _long_string(argin: Any, nb_ints: int, command: str) -> tuple[list[int], list[str]]:
+    """Check a DevVarLongStringArray argument: ``nb_ints`` integers and strings."""
+    try:
+        ints, strs = [int(v) for v in argin[0]], [str(v) for v in argin[1]]
+    except (TypeError, ValueError, IndexError):
+        raise ParamError(f"{command} takes [[{nb_ints} integer(s)], [string(s)]]") from None
+    if len(ints) != nb_ints:
+        raise ParamError(f"{command} takes {nb_ints} integer(s), got {len(ints)}")
+    return ints, strs
