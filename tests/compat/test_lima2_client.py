@@ -186,3 +186,47 @@ def test_dynamic_dispatch_lookup(system2: LocalSystem, run: Any) -> None:
 
     expected = [r for i in range(2) for j in range(2) for r in (i, j)]
     assert run(scenario()) == [expected[i % len(expected)] for i in range(42)]
+
+
+def test_master_files_equal_frame_by_frame(system2: LocalSystem, tango_db: LocalSystem, tmp_path: Path, run: Any) -> None:
+    """The same acquisition by the lima2-client conductor and by ours: equal master files."""
+    from tests.conftest import DEFAULT
+
+    acq = acq_params(57, 1000)
+    peer_dir, our_dir = tmp_path / "peer", tmp_path / "ours"
+    peer_dir.mkdir()
+    our_dir.mkdir()
+    saving = {"enabled": True, "file_exists_policy": "overwrite", "nb_frames_per_file": 10}
+
+    async def peer() -> str:
+        acqsys = make_system()
+        with acqsys.attach():
+            proc = jsonschema_default.create_from(json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy")))
+            proc["saving"].update(saving, base_path=str(peer_dir))
+            await acqsys.prepare(ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={})
+            await acqsys.start()
+            await join(acqsys, 10.0)
+            while any(not t.done() for t in acqsys.current_pipeline.master_file_tasks):
+                await asyncio.sleep(0.05)
+            return acqsys.current_pipeline.master_files()["frame"][0]
+
+    peer_master = run(peer())
+    tango_db.start_conductor(DEFAULT)
+    try:
+        c = tango.DeviceProxy(DEFAULT.conductor)
+        c.Prepare(json.dumps({"control": acq, "processing": {"saving": {**saving, "base_path": str(our_dir)}}}))
+        c.Start()
+        deadline = time.monotonic() + 20
+        while c.run_state not in ("DONE", "FAULT") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.run_state == "DONE", c.Status()
+        our_master = json.loads(c.master_files)["frame"][0]
+    finally:
+        tango_db.processes.pop(DEFAULT.conductor_instance).stop()
+    path = "entry_0000/instrument/detector/data"
+    with h5py.File(peer_master) as a, h5py.File(our_master) as b:
+        assert a[path].shape == b[path].shape == (57, *SENSOR)
+        np.testing.assert_array_equal(a[path][()], b[path][()])
+        for link in ("entry_0000/measurement/data", "entry_0000/instrument/detector/plot/data"):
+            assert b[link].shape == a[link].shape
+        assert b["entry_0000/instrument/detector"].attrs["NX_class"] == a["entry_0000/instrument/detector"].attrs["NX_class"]
