@@ -188,7 +188,9 @@ def test_dynamic_dispatch_lookup(system2: LocalSystem, run: Any) -> None:
     assert run(scenario()) == [expected[i % len(expected)] for i in range(42)]
 
 
-def test_master_files_equal_frame_by_frame(system2: LocalSystem, tango_db: LocalSystem, tmp_path: Path, run: Any) -> None:
+def test_master_files_equal_frame_by_frame(
+    system2: LocalSystem, tango_db: LocalSystem, tmp_path: Path, run: Any
+) -> None:
     """The same acquisition by the lima2-client conductor and by ours: equal master files."""
     from tests.conftest import DEFAULT
 
@@ -201,9 +203,13 @@ def test_master_files_equal_frame_by_frame(system2: LocalSystem, tango_db: Local
     async def peer() -> str:
         acqsys = make_system()
         with acqsys.attach():
-            proc = jsonschema_default.create_from(json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy")))
+            proc = jsonschema_default.create_from(
+                json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy"))
+            )
             proc["saving"].update(saving, base_path=str(peer_dir))
-            await acqsys.prepare(ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={})
+            await acqsys.prepare(
+                ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
+            )
             await acqsys.start()
             await join(acqsys, 10.0)
             while any(not t.done() for t in acqsys.current_pipeline.master_file_tasks):
@@ -229,4 +235,7 @@ def test_master_files_equal_frame_by_frame(system2: LocalSystem, tango_db: Local
         np.testing.assert_array_equal(a[path][()], b[path][()])
         for link in ("entry_0000/measurement/data", "entry_0000/instrument/detector/plot/data"):
             assert b[link].shape == a[link].shape
-        assert b["entry_0000/instrument/detector"].attrs["NX_class"] == a["entry_0000/instrument/detector"].attrs["NX_class"]
+        assert (
+            b["entry_0000/instrument/detector"].attrs["NX_class"]
+            == a["entry_0000/instrument/detector"].attrs["NX_class"]
+        )
