@@ -47,6 +47,7 @@ class Layout:
     nb_receivers: int = 2
     domain: str = "id00"
     sensor: tuple[int, int] = (512, 512)
+    topology: str = ""  # default: single for 1 receiver, else round_robin
 
     @property
     def prefix(self) -> str:
@@ -97,7 +98,7 @@ class Layout:
         cprops: dict[str, object] = {
             "control_device": self.control,
             "receiver_devices": self.receivers,
-            "topology": "round_robin" if self.nb_receivers > 1 else "single",
+            "topology": self.topology or ("round_robin" if self.nb_receivers > 1 else "single"),
             "device_timeout_ms": 3000,
             "progress_event_period_ms": 40,
         }

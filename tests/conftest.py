@@ -16,7 +16,8 @@ DEFAULT = Layout(2, "id00")
 SINGLE = Layout(1, "id01")
 FOUR = Layout(4, "id04")
 THREE = Layout(3, "id03", sensor=(256, 192))
-LAYOUTS = [DEFAULT, SINGLE, FOUR, THREE]
+DYNAMIC = Layout(2, "id05", sensor=(128, 128), topology="dynamic")
+LAYOUTS = [DEFAULT, SINGLE, FOUR, THREE, DYNAMIC]
 
 
 @pytest.fixture(scope="session")

@@ -411,7 +411,12 @@ class AcquisitionSystem:
         p.nb_frames_processed = p.counters.get("nb_frames_processed", {}).get("sum", 0)
         p.nb_frames_saved = p.counters.get("nb_frames_saved", {}).get("sum", 0)
         per_rcv = [c.get("nb_frames_processed", 0) for c in counters]
-        p.nb_frames_ready = self.topology.frames_ready(per_rcv) if per_rcv else 0
+        if self.pipeline is not None and self.pipeline.table is not None:
+            p.nb_frames_ready = self.pipeline.table.known_prefix()
+            if p.nb_frames:
+                p.nb_frames_ready = min(p.nb_frames_ready, p.nb_frames)
+        else:
+            p.nb_frames_ready = self.topology.frames_ready(per_rcv) if per_rcv else 0
         now = self.clock()
         p.frame_rate = self._rate.add(now, p.nb_frames_xferred) if self.running else 0.0
         if p.key() != self._last_key:

@@ -15,9 +15,9 @@ import tango
 from lima2_conductor.core.devencoded import decode_frame, decode_rows
 from lima2_conductor.core.reduced_data import STATS_DTYPE
 from lima2_conductor.launcher import Layout, LocalSystem, wait_for
-from lima2_conductor.simulator.frames import FrameGenerator, stamped_index
+from lima2_conductor.simulator.frames import FrameGenerator, receiver_of, stamped_index
 from lima2_conductor.simulator.reduction import Reducer
-from tests.conftest import DEFAULT, SINGLE, THREE, start
+from tests.conftest import DEFAULT, DYNAMIC, SINGLE, THREE, start
 
 RECT = {"topleft": {"x": 20, "y": 30}, "dimensions": {"x": 50, "y": 40}}
 ARC = {"center": {"x": 64.0, "y": 64.0}, "r1": 5.0, "r2": 30.0, "a1": 0.0, "a2": 180.0}
@@ -175,3 +175,40 @@ def test_live_image(layout: Layout) -> None:
     assert image.shape == (512, 512)
     assert stamped_index(image.astype(np.int64)) == c.last_image_ready
     c.Stop()
+
+
+@pytest.fixture(scope="module")
+def dynamic(tango_db: LocalSystem) -> Iterator[Layout]:
+    for _ in start(tango_db, DYNAMIC, conductor=True):
+        yield DYNAMIC
+
+
+def test_dynamic_dispatch(dynamic: Layout, data_dir: Path) -> None:
+    """Receivers get frames in no fixed order: the frame-index channel places them."""
+    c = conductor(dynamic)
+    assert c.topology_name == "dynamic"
+    nb = 77
+    c.acq_nb_frames = nb
+    c.acq_expo_time = 0.001
+    p = params(data_dir, 10)
+    p["control"]["det"]["dispatch_mode"] = "predictive_random"
+    c.Prepare(json.dumps(p))
+    c.Start()
+    wait_for(lambda: c.run_state in ("DONE", "FAULT"), 30, "end of run")
+    assert c.run_state == "DONE", c.Status()
+    assert c.nb_frames_ready == nb
+    acq = json.loads(c.DefaultParams())["control"]
+    acq["det"]["nb_prefetch_frames"], acq["det"]["generator"]["gauss"]["grow_factor"] = 8, 0.2
+    gen = FrameGenerator(acq, *dynamic.sensor)
+    ranks = receiver_of(np.arange(nb), 2, "predictive_random")
+    for i in (0, 1, 2, 5, 40, nb - 1):
+        where = json.loads(c.Lookup(i))
+        assert where["receiver"] == dynamic.receiver(int(ranks[i]))
+        assert where["local_idx"] == int(np.sum(ranks[:i] == ranks[i]))
+        np.testing.assert_array_equal(decode_frame(c.GetFrame([[i], ["frame"]]))[0], gen.frame(i))
+    with h5py.File(json.loads(c.master_files)["frame"][0]) as f:
+        stack = f["entry_0000/instrument/detector/data"][()]
+    assert [stamped_index(frame) for frame in stack] == list(range(nb))
+    rows = reduced(c, "roi_stats", 0)
+    np.testing.assert_array_equal(rows["frame_idx"], np.arange(nb))
+    np.testing.assert_array_equal(rows["recv_idx"], ranks)
