@@ -314,6 +314,9 @@ class AcquisitionSystem:
         """Stop the run (or cancel a Prepare); a no-op when nothing runs."""
         nxt = self.check("Stop")
         if nxt == state_machine.NOOP:
+            if self.system_state == SystemState.RUNNING:  # devices run without a run of ours
+                for e in await self._fan_out("Stop", [(d, d.stop) for d in self.devices]):
+                    self.record_error(str(e))
             return
         if self.run_state == RunState.PREPARING:
             self._cancel_prepare()

@@ -14,6 +14,7 @@ import pytest
 import tango
 
 from lima2_conductor.launcher import CONDUCTOR, LocalSystem, receiver_name, wait_for
+from tests.conftest import DEFAULT
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +275,50 @@ def test_saving_through_convenience_attributes(conductor: tango.DeviceProxy, dat
     with pytest.raises(tango.DevFailed) as info:
         c.Prepare(json.dumps({"processing": {"saving": {"base_path": str(data_dir / "missing")}}}))
     assert reason(info) == "SAVING_ERROR"
+
+
+def test_hung_receiver_keeps_the_conductor_responsive(conductor: tango.DeviceProxy, system: LocalSystem) -> None:
+    c = conductor
+    c.acq_nb_frames = 0
+    c.Prepare("")
+    c.Start()
+    wait_for(lambda: c.nb_frames_xferred > 10, 10, "frames flowing")
+    proc = system.processes["simulator_rcv1"]
+    proc.signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: c.run_state == "FAULT", 10, "run FAULT")
+        for _ in range(5):
+            t0 = time.monotonic()
+            c.State()
+            c.Status()
+            assert time.monotonic() - t0 < 1.0  # served from cache, never behind the hung device
+        assert receiver_name(0) in c.Status()
+    finally:
+        proc.signal(signal.SIGCONT)
+    wait_for(lambda: json.loads(c.device_states)[receiver_name(0)] != "OFFLINE", 15, "receiver back")
+    c.Reset()
+    c.acq_nb_frames = 10
+    c.Prepare("")
+    run_to_end(c)
+    assert c.run_state == "DONE"
+
+
+def test_conductor_restart_observes_running_devices(conductor: tango.DeviceProxy, system: LocalSystem) -> None:
+    c = conductor
+    c.acq_nb_frames = 0
+    c.Prepare("")
+    c.Start()
+    wait_for(lambda: c.nb_frames_xferred > 5, 10, "frames flowing")
+    system.processes.pop("simulator").stop()
+    system.start_conductor(DEFAULT)
+    c = tango.DeviceProxy(CONDUCTOR)
+    wait_for(lambda: c.State() == tango.DevState.RUNNING, 10, "running devices observed")
+    assert c.run_state == "IDLE"  # the run was not ours: observed, not reset
+    assert set(json.loads(c.device_states).values()) == {"RUNNING"}
+    c.Stop()
+    wait_for(lambda: c.State() == tango.DevState.ON, 10, "stopped")
+    c.Reset()
+    c.acq_nb_frames = 10
+    c.Prepare("")
+    run_to_end(c)
+    assert c.run_state == "DONE"
