@@ -98,7 +98,12 @@ def demo(args: argparse.Namespace) -> int:
             for name, count in result["per_receiver"].items():
                 print(f"  {name}: {count} frames")
             if not args.no_saving:
-                print(f"  files in {data_dir}: {len(list(data_dir.glob('*.h5')))}")
+                master = json.loads(conductor.master_files).get("frame", ["", ""])
+                print(
+                    f"  files in {data_dir}: {len(list(data_dir.glob('*.h5')))}, master file {master[0]} ({master[1]})"
+                )
+                if not args.saving_dir and not args.keep:
+                    print("  (removed at exit: use --saving-dir DIR to keep them)")
             for err in result["errors"]:
                 print(f"  error: {err}")
             if args.keep:

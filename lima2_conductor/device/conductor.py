@@ -217,6 +217,7 @@ class Lima2Conductor(Device):
         for name in PROGRESS_ATTRS:
             self._push(name, int(getattr(p, name)))
         self._push("frame_rate", float(round(p.frame_rate, 3)))
+        self._push("reduced_data_ready", self._reduced_ready())
         self._push("progress_counters", json.dumps(p.counters, sort_keys=True))
 
     async def _refresh(self) -> None:
@@ -551,6 +552,18 @@ class Lima2Conductor(Device):
     def reduced_data_channels(self) -> str:
         p = self.system.pipeline if self.system else None
         return json.dumps(p.channels() if p else {})
+
+    @attribute(
+        dtype=int, format="%d", doc="Frames whose reduced data is available in every channel (change events: new rows)"
+    )
+    def reduced_data_ready(self) -> int:
+        return self._reduced_ready()
+
+    def _reduced_ready(self) -> int:
+        p = self.system.pipeline if self.system else None
+        if p is None or not p.stores:
+            return 0
+        return int(min(store.ready for store in p.stores.values()))
 
     @attribute(dtype=str, doc="JSON: frame source -> [master file, dataset path]")
     def master_files(self) -> str:

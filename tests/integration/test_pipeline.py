@@ -98,6 +98,7 @@ def test_run_in_global_order(layout: Layout, data_dir: Path) -> None:
         height,
     )
     expected = red.statistics(gen.frames(np.arange(nb)), np.arange(nb), 0).reshape(nb, 2)
+    assert c.reduced_data_ready == nb
     channels = json.loads(c.reduced_data_channels)
     assert channels["roi_stats"]["channels"] == 2 and channels["roi_profile"]["shapes"] == [[60]]
     for k in range(2):
