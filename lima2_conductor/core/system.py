@@ -73,6 +73,7 @@ class AcquisitionSystem:
         timeout_s: float = 3.0,
         poll_timeout_s: float = 0.5,
         watchdog_s: float = 30.0,
+        checkpoint_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.control = control
@@ -83,6 +84,10 @@ class AcquisitionSystem:
         self.timeout_s = timeout_s
         self.poll_timeout_s = poll_timeout_s
         self.watchdog_s = watchdog_s
+        self.checkpoint_s = checkpoint_s
+        self._checkpoint: asyncio.Task[Any] | None = None
+        self._checkpoint_at = clock()
+        self._checkpoint_saved: list[int] = []
         self.clock = clock
         self.run_state = RunState.IDLE
         self.uuid = ""
@@ -432,6 +437,30 @@ class AcquisitionSystem:
         await self.poll_states()
         await self.poll_progress()
         await self.track_run()
+        self._maybe_checkpoint()
+
+    def _maybe_checkpoint(self) -> None:
+        """While running, rewrite the master file every ``checkpoint_s`` (in a thread):
+        if the conductor dies mid-run, the frames saved so far stay reachable."""
+        pipe = self.pipeline
+        if (
+            pipe is None
+            or pipe.saving is None
+            or not self.running
+            or self.clock() - self._checkpoint_at < self.checkpoint_s
+        ):
+            return
+        if self._checkpoint is not None and not self._checkpoint.done():
+            return
+        saved = self.per_receiver("nb_frames_saved")
+        if saved == self._checkpoint_saved or not any(saved):
+            return
+        self._checkpoint_at = self.clock()
+        self._checkpoint_saved = saved
+        self._checkpoint = asyncio.ensure_future(asyncio.to_thread(pipe.write_master, saved))
+        self._checkpoint.add_done_callback(
+            lambda t: t.cancelled() or t.exception() and logger.warning("master file checkpoint: %s", t.exception())
+        )
 
     async def track_run(self) -> None:
         """Advance the run from what was observed: end, failure, watchdog."""
@@ -491,6 +520,9 @@ class AcquisitionSystem:
         """Write the master file of the frames saved; False (run FAULT) if it fails."""
         if self.pipeline is None or self.pipeline.saving is None:
             return True
+        if self._checkpoint is not None:
+            await asyncio.gather(self._checkpoint, return_exceptions=True)
+            self._checkpoint = None
         try:
             total, path = await asyncio.to_thread(self.pipeline.write_master, self.per_receiver("nb_frames_saved"))
             self.master_file = path

@@ -76,7 +76,7 @@ class FrameWriter:
         self.close()
         path = os.path.join(self.saving["base_path"], file_name(self.saving, file_number))
         mode = "w" if self.saving["file_exists_policy"] == "overwrite" else "w-"
-        f = h5py.File(path, mode)
+        f = h5py.File(path, mode, locking=False)  # readers may open files still being written
         f.attrs["NX_class"] = "NXroot"
         f.attrs["creator"] = "lima2_conductor.simulator"
         entry = f.create_group(self.saving["nx_entry_name"])

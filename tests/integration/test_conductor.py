@@ -10,10 +10,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import h5py
 import pytest
 import tango
 
 from lima2_conductor.launcher import CONDUCTOR, LocalSystem, receiver_name, wait_for
+from lima2_conductor.simulator.frames import stamped_index
 from tests.conftest import DEFAULT
 
 
@@ -322,3 +324,28 @@ def test_conductor_restart_observes_running_devices(conductor: tango.DeviceProxy
     c.Prepare("")
     run_to_end(c)
     assert c.run_state == "DONE"
+
+
+def test_conductor_killed_mid_run_leaves_a_master_file(
+    conductor: tango.DeviceProxy, system: LocalSystem, data_dir: Path
+) -> None:
+    c = conductor
+    c.acq_nb_frames = 0
+    c.acq_expo_time = 0.002
+    c.Prepare(
+        json.dumps({"processing": {"saving": {"enabled": True, "base_path": str(data_dir), "nb_frames_per_file": 100}}})
+    )
+    c.Start()
+    master = data_dir / "lima2_master.h5"
+    wait_for(master.exists, 20, "a master file checkpoint")
+    system.processes.pop("simulator").signal(signal.SIGKILL)
+    with h5py.File(master) as f:
+        data = f["entry_0000/instrument/detector/data"]
+        assert data.shape[0] > 0
+        assert [stamped_index(frame) for frame in data[:, :1, :]] == list(range(data.shape[0]))
+    assert not list(data_dir.glob("*.tmp"))
+    system.start_conductor(DEFAULT)
+    c = tango.DeviceProxy(CONDUCTOR)
+    wait_for(lambda: c.State() == tango.DevState.RUNNING, 10, "running devices observed")
+    c.Stop()
+    wait_for(lambda: c.State() == tango.DevState.ON, 10, "stopped")
