@@ -339,13 +339,13 @@ def test_conductor_killed_mid_run_leaves_a_master_file(
     master = data_dir / "lima2_master.h5"
     wait_for(master.exists, 20, "a master file checkpoint")
     system.processes.pop("simulator").signal(signal.SIGKILL)
+    system.start_conductor(DEFAULT)
+    c = tango.DeviceProxy(CONDUCTOR)
+    wait_for(lambda: c.State() == tango.DevState.RUNNING, 10, "running devices observed")
+    c.Stop()  # the receivers close their files
+    wait_for(lambda: c.State() == tango.DevState.ON, 10, "stopped")
     with h5py.File(master) as f:
         data = f["entry_0000/instrument/detector/data"]
         assert data.shape[0] > 0
         assert [stamped_index(frame) for frame in data[:, :1, :]] == list(range(data.shape[0]))
     assert not list(data_dir.glob("*.tmp"))
-    system.start_conductor(DEFAULT)
-    c = tango.DeviceProxy(CONDUCTOR)
-    wait_for(lambda: c.State() == tango.DevState.RUNNING, 10, "running devices observed")
-    c.Stop()
-    wait_for(lambda: c.State() == tango.DevState.ON, 10, "stopped")
