@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -12,8 +13,10 @@ from tango import AttrWriteType, DispLevel, GreenMode
 from tango.server import Device, attribute, device_property
 
 from ..core.errors import ParamError
-from ..core.params import parse_json_object, validate
+from ..core.params import defaults_from_schema, parse_json_object, validate
 from ..core.state import DeviceState
+from .clock import FrameClock
+from .schemas import acq_params_schema
 
 LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"]
 logger = logging.getLogger(__name__)
@@ -43,9 +46,26 @@ class SimulatorDevice(Device):
         self._fail_at_frame = -1
         self._prepare_delay = 0.0
         self._hang = 0.0
+        self.acq_schema = acq_params_schema(self.sensor_width, self.sensor_height)
+        self._acq_params: dict[str, Any] = defaults_from_schema(self.acq_schema)
+        self._clock: FrameClock | None = None
+        self._task: asyncio.Task[None] | None = None
         self.set_change_event("acq_state", True, False)
         self.set_state(tango.DevState.ON)
         self.set_status("IDLE")
+
+    async def delete_device(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    @attribute(dtype=str, access=AttrWriteType.READ_WRITE, doc="Acquisition parameters (JSON, times in us)")
+    def acq_params(self) -> str:
+        return json.dumps(self._acq_params)
+
+    @acq_params.write
+    def acq_params(self, value: str) -> None:
+        self.require(DeviceState.IDLE, DeviceState.PREPARED, command="write acq_params")
+        self._acq_params = self.parse_params(value, self.acq_schema, "acq_params")
 
     # -- state -------------------------------------------------------------
     @attribute(dtype=int, doc="Lima2 acq_state: IDLE=0 PREPARED=1 RUNNING=2 STOPPED=3 FAULT=4 TERMINATE=5")

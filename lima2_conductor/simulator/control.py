@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
-from tango import AttrWriteType
 from tango.server import attribute, command, device_property
 
-from ..core.params import defaults_from_schema
 from ..core.state import DeviceState
 from .base import SimulatorDevice, raise_lima
 from .clock import FrameClock
 from .frames import geometry_from_params
-from .schemas import TRIGGER_MODES, acq_params_schema
+from .schemas import TRIGGER_MODES
 
 PLUGIN_VERSION = "simulator-1.0.0"
 
@@ -27,27 +24,10 @@ class LimaSimulatorControl(SimulatorDevice):
 
     async def init_device(self) -> None:
         await super().init_device()
-        self.schema = acq_params_schema(self.sensor_width, self.sensor_height)
-        self._acq_params: dict[str, Any] = defaults_from_schema(self.schema)
-        self._clock: FrameClock | None = None
-        self._task: asyncio.Task[None] | None = None
         self._uuid = ""
         self.set_change_event("nb_frames_acquired", True, False)
 
-    async def delete_device(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
     # -- attributes ----------------------------------------------------------
-    @attribute(dtype=str, access=AttrWriteType.READ_WRITE, doc="Acquisition parameters (JSON, times in us)")
-    def acq_params(self) -> str:
-        return json.dumps(self._acq_params)
-
-    @acq_params.write
-    def acq_params(self, value: str) -> None:
-        self.require(DeviceState.IDLE, DeviceState.PREPARED, command="write acq_params")
-        self._acq_params = self.parse_params(value, self.schema, "acq_params")
-
     @attribute(dtype=int, doc="Frames produced by the detector in this acquisition")
     def nb_frames_acquired(self) -> int:
         return self._clock.produced() if self._clock else 0

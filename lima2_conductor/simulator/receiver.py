@@ -20,7 +20,7 @@ from .clock import FrameClock
 from .frames import FrameGenerator, share
 from .pipeline import LegacyPipeline
 from .processing import PIPELINES
-from .schemas import PROCESSING_CLASS, acq_params_schema, proc_params_schema
+from .schemas import PROCESSING_CLASS, proc_params_schema
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +36,10 @@ class LimaSimulatorReceiver(SimulatorDevice):
 
     async def init_device(self) -> None:
         await super().init_device()
-        self.acq_schema = acq_params_schema(self.sensor_width, self.sensor_height)
         self.proc_schema = proc_params_schema()
-        self._acq_params: dict[str, Any] = defaults_from_schema(self.acq_schema)
         self._proc_params: dict[str, Any] = defaults_from_schema(self.proc_schema)
         self._pipelines: dict[str, str] = {}  # uuid -> processing device name
         self._current: LegacyPipeline | None = None
-        self._clock: FrameClock | None = None
-        self._task: asyncio.Task[None] | None = None
         self._stop = False
         self._nb_xferred = 0
         self._last_error = ""
@@ -51,20 +47,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
         self._control: Any = None
         self.set_change_event("nb_frames_xferred", True, False)
 
-    async def delete_device(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
     # -- attributes ----------------------------------------------------------
-    @attribute(dtype=str, access=AttrWriteType.READ_WRITE, doc="Acquisition parameters (JSON, times in us)")
-    def acq_params(self) -> str:
-        return json.dumps(self._acq_params)
-
-    @acq_params.write
-    def acq_params(self, value: str) -> None:
-        self.require(DeviceState.IDLE, DeviceState.PREPARED, command="write acq_params")
-        self._acq_params = self.parse_params(value, self.acq_schema, "acq_params")
-
     @attribute(dtype=str, access=AttrWriteType.READ_WRITE, doc="Processing parameters (JSON)")
     def proc_params(self) -> str:
         return json.dumps(self._proc_params)

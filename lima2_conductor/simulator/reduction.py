@@ -15,18 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-STATS_DTYPE = np.dtype(
-    [
-        ("frame_idx", "<i4"),
-        ("recv_idx", "<i4"),
-        ("min", "<f4"),
-        ("max", "<f4"),
-        ("avg", "<f4"),
-        ("std", "<f4"),
-        ("sum", "<f8"),
-    ]
-)
-FRAME_IDX_DTYPE = np.dtype([("recv_idx", "<i4"), ("frame_idx", "<i4")])
+from ..core.reduced_data import FRAME_IDX_DTYPE, STATS_DTYPE  # noqa: F401 - re-exported: the Lima2 row dtypes
 
 
 @dataclass
