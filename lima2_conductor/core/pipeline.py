@@ -51,7 +51,9 @@ class RunPipeline:
         self.stores = {s.name: ReducedStore(s, size_hint=hint) for s in sources_from_params(self.proc_params)}
         saving = self.proc_params.get("saving", {})
         self.saving = master_file.Saving.from_params(saving) if saving.get("enabled") else None
-        self.table = FrameTable(len(self.devices), hint) if isinstance(self.topology, DynamicDispatch) else None
+        self.table = (
+            FrameTable(len(self.devices), min(hint, 1 << 20)) if isinstance(self.topology, DynamicDispatch) else None
+        )
         self.master_written: dict[str, tuple[str, str]] = {}
         self.rows_merged = 0
 

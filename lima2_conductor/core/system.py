@@ -27,6 +27,7 @@ from .errors import (
     MultiDeviceError,
     NotFound,
     OperationNotAllowed,
+    ParamError,
 )
 from .master_file import Saving
 from .params import build_prepare_params
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PROCESSING_CLASS = "LimaProcessingLegacy"
+MAX_DYNAMIC_FRAMES = 100_000_000
+"""Dynamic dispatch keeps 12 bytes per frame (receiver, local index): 1.2 GB at most."""
 MAX_ERRORS = 50
 
 
@@ -206,6 +209,10 @@ class AcquisitionSystem:
             self._call(self.receivers[0], "read proc_params schema", self.receivers[0].proc_schema(PROCESSING_CLASS)),
         )
         ctl, rcv, proc = await asyncio.to_thread(build_prepare_params, user, *schemas, overrides)
+        if isinstance(self.topology, DynamicDispatch) and ctl["acq"]["nb_frames"] > MAX_DYNAMIC_FRAMES:
+            raise ParamError(
+                f"control params $.acq.nb_frames: {ctl['acq']['nb_frames']} is more than the {MAX_DYNAMIC_FRAMES} frames a dynamic-dispatch frame table holds"
+            )
         if proc["saving"]["enabled"]:
             await asyncio.to_thread(Saving.from_params(proc["saving"]).check_target)
         await self._require_online()
@@ -560,7 +567,7 @@ class AcquisitionSystem:
         device = self.current_pipeline().devices[where["rank"]]
         try:
             return await self._call(device, where["command"], device.get_frame(where["command"], where["frame_idx"]))
-        except DeviceError as exc:
+        except (DeviceError, DeviceOffline, DeviceTimeout) as exc:
             if where["hdf5"] is None:
                 raise NotFound(
                     f"frame {where['frame_idx']} is no longer in the buffer of {where['receiver']} and was not saved ({exc.message})"

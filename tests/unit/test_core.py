@@ -339,3 +339,17 @@ def test_start_failure_stops_the_others() -> None:
         assert all(r.calls[-1] == "stop" for r in rcvs)
 
     asyncio.run(scenario())
+
+
+def test_dynamic_dispatch_refuses_a_frame_table_beyond_budget() -> None:
+    from lima2_conductor.core.system import MAX_DYNAMIC_FRAMES
+    from lima2_conductor.core.topology import DynamicDispatch
+
+    async def scenario() -> None:
+        system, ctl, rcvs, _ = make()
+        system.topology = DynamicDispatch(2)
+        with pytest.raises(ParamError, match="nb_frames"):
+            await system.prepare({"control": {"acq": {"nb_frames": MAX_DYNAMIC_FRAMES + 1}}})
+        assert "prepare" not in ctl.calls and system.run_state == RunState.IDLE
+
+    asyncio.run(scenario())
