@@ -121,6 +121,46 @@ def demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def namespaces(conductor: Any) -> dict[str, Any]:
+    """The shell's ``acquisition``, ``detector`` and ``pipeline`` helpers on a proxy."""
+    from types import SimpleNamespace
+
+    from .core.devencoded import decode_frame, decode_rows
+    from .core.reduced_data import STATS_DTYPE
+
+    def prepare(params: dict[str, Any] | None = None) -> str:
+        return str(conductor.Prepare(json.dumps(params or {})))
+
+    acquisition = SimpleNamespace(
+        prepare=prepare,
+        start=conductor.Start,
+        trigger=conductor.Trigger,
+        stop=conductor.Stop,
+        close=conductor.Close,
+        reset=conductor.Reset,
+        state=lambda: (conductor.State(), conductor.run_state),
+        status=conductor.Status,
+        progress=lambda: json.loads(conductor.progress_counters),
+        errors=lambda: list(conductor.errors or []),
+    )
+    detector = SimpleNamespace(
+        info=lambda: json.loads(conductor.det_info),
+        status=lambda: json.loads(conductor.det_status),
+        capabilities=lambda: json.loads(conductor.det_capabilities),
+    )
+    pipeline = SimpleNamespace(
+        progress=lambda: conductor.nb_frames_processed,
+        lookup=lambda frame_idx=-1: json.loads(conductor.Lookup(frame_idx)),
+        frame=lambda frame_idx=-1, source="frame": decode_frame(conductor.GetFrame([[frame_idx], [source]]))[0],
+        channels=lambda: json.loads(conductor.reduced_data_channels),
+        reduced_data=lambda name="roi_stats", channel=0, from_frame=0, max_rows=0: decode_rows(
+            conductor.GetReducedData([[channel, from_frame, max_rows], [name]]), STATS_DTYPE
+        ),
+        master_files=lambda: json.loads(conductor.master_files),
+    )
+    return {"acquisition": acquisition, "detector": detector, "pipeline": pipeline}
+
+
 def shell(args: argparse.Namespace) -> int:
     import tango
 
@@ -129,12 +169,14 @@ def shell(args: argparse.Namespace) -> int:
         "conductor": conductor,
         "tango": tango,
         "run_acquisition": lambda nb_frames, expo_time, **kw: run_acquisition(conductor, nb_frames, expo_time, **kw),
+        **namespaces(conductor),
     }
-    banner = f"Lima2 conductor {args.device} as `conductor`; run_acquisition(nb_frames, expo_time)"
+    banner = f"Lima2 conductor {args.device}: `conductor`, `acquisition`, `detector`, `pipeline`, run_acquisition(nb_frames, expo_time)"
     try:
+        import itango  # noqa: F401 - the Tango profile
         from IPython import start_ipython
-        from itango import install  # noqa: F401
 
+        print(banner)
         start_ipython(argv=["--profile=tango", "--no-banner"], user_ns=namespace)
     except ImportError:
         import code
@@ -143,12 +185,34 @@ def shell(args: argparse.Namespace) -> int:
     return 0
 
 
+GUI_ATTRIBUTES = (
+    "State",
+    "Status",
+    "run_state",
+    "acq_nb_frames",
+    "acq_expo_time",
+    "acq_latency_time",
+    "acq_trigger_mode",
+    "saving_enabled",
+    "saving_directory",
+    "saving_prefix",
+    "nb_frames_acquired",
+    "nb_frames_xferred",
+    "nb_frames_processed",
+    "nb_frames_saved",
+    "frame_rate",
+    "last_error",
+    "last_image",
+)
+
+
 def gui(args: argparse.Namespace) -> int:
+    """A Taurus form of the conductor's main attributes (needs the ``gui`` extra)."""
     exe = shutil.which("taurus")
     if exe is None:
         print("The GUI needs Taurus: pip install 'lima2-tango-conductor[gui]'", file=sys.stderr)
         return 2
-    os.execv(exe, [exe, "form", args.device])
+    os.execv(exe, [exe, "form", *(f"{args.device}/{a}" for a in GUI_ATTRIBUTES)])
     return 0
 
 
