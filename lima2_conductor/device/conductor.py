@@ -71,6 +71,7 @@ class Lima2Conductor(Device):
         self._det: dict[str, dict[str, Any]] = {"det_info": {}, "det_status": {}, "det_capabilities": {}}
         self._det_read_at = 0.0
         self._init_error = ""
+        self._observed = False
         self._last_image = numpy.zeros((1, 1), dtype=numpy.float32)
         self._last_image_idx = -1
         self._image_at = 0.0
@@ -141,6 +142,7 @@ class Lima2Conductor(Device):
                 if first or control_back or t0 - self._det_read_at > 1.0:
                     await self._refresh_detector(full=first or control_back)
                 first = False
+                self._observed = True
                 if self.system.running and t0 - self._image_at > self.image_period_ms / 1000:
                     await self._refresh_image()
                 self._publish()
@@ -184,13 +186,14 @@ class Lima2Conductor(Device):
         return DevState.names[tango_state_name(s.system_state, s.run_state)]
 
     def dev_state(self) -> DevState:
-        """State from the cached device states and run state (never a fan-out)."""
-        if self.system is None or self.get_state() == DevState.INIT:
+        """State from the cached device states and run state (never a fan-out);
+        INIT until the devices were observed once."""
+        if self.system is None or not self._observed:
             return self.get_state()
         return self._current_state()
 
     def dev_status(self) -> str:
-        if self.system is None:
+        if self.system is None or not self._observed:
             return self.get_status()
         return self._status_text()
 
