@@ -77,12 +77,16 @@ def peer_params(layout: Layout, nb_frames: int, expo_us: int) -> tuple[dict[str,
     return acq, proc
 
 
+PEER_MISSED: list[str] = []
+
+
 async def peer_prepare_start(
     layout: Layout, repeat: int, nb_frames: int = 1, expo_us: int = 1000
 ) -> tuple[list[float], list[float]]:
     acqsys = peer_system(layout)
     acq, proc = peer_params(layout, nb_frames, expo_us)
     latencies, runs = [], []
+    floor = nb_frames * expo_us * 1e-6
     with acqsys.attach():
         await asyncio.sleep(0.2)  # its pollers connect
         for _ in range(repeat):
@@ -96,8 +100,12 @@ async def peer_prepare_start(
             await acqsys.start()
             t1 = time.perf_counter()
             latencies.append(t1 - t0)
-            while acqsys.acquisition.running():
+            while acqsys.acquisition.running() and time.perf_counter() - t1 < floor + 10:
                 await asyncio.sleep(0.005)
+            if acqsys.acquisition.running():  # its 50 ms state poll missed the whole run
+                PEER_MISSED.append(f"{layout.nb_receivers} receiver(s)")
+                await acqsys.reset()
+                continue
             runs.append(time.perf_counter() - t1)
     return latencies, runs
 

@@ -25,7 +25,6 @@ class LimaProcessingLegacy(Device):
     green_mode = GreenMode.Asyncio
 
     def init_device(self) -> None:  # sync: devices created at run time are not awaited
-        super().init_device()
         self.pipeline = PIPELINES[self.get_name().lower()]
         self.set_data_ready_event("is_finished", True)
         self.set_data_ready_event("last_error", True)
