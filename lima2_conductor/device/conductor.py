@@ -591,7 +591,10 @@ class Lima2Conductor(Device):
         return self._last_image_idx
 
     # -- convenience (memorized) ---------------------------------------------------------
-    def _set_conv(self, name: str, value: Any) -> None:
+    def _set_conv(self, name: str, value: Any, problem: str = "") -> None:
+        """Store a convenience value; ``problem`` (if any) is a PARAM_ERROR, nothing stored."""
+        if problem:
+            tango.Except.throw_exception("PARAM_ERROR", f"{self.get_name()}: {name} {problem}", name)
         if self.system is not None and self.system.run_state in (RunState.PREPARING, RunState.STARTING):
             tango.Except.throw_exception(
                 "OPERATION_NOT_ALLOWED",
@@ -606,7 +609,6 @@ class Lima2Conductor(Device):
         memorized=True,
         hw_memorized=True,
         format="%d",
-        min_value=0,
         doc="Frames of the next Prepare (0 = endless)",
     )
     def acq_nb_frames(self) -> int:
@@ -614,7 +616,7 @@ class Lima2Conductor(Device):
 
     @acq_nb_frames.write
     def acq_nb_frames(self, value: int) -> None:
-        self._set_conv("acq_nb_frames", int(value))
+        self._set_conv("acq_nb_frames", int(value), "must be >= 0 (0 = endless)" if value < 0 else "")
 
     @attribute(
         dtype=float,
@@ -623,7 +625,6 @@ class Lima2Conductor(Device):
         hw_memorized=True,
         unit="s",
         format="%.6f",
-        min_value=1e-6,
         doc="Exposure time of the next Prepare",
     )
     def acq_expo_time(self) -> float:
@@ -631,7 +632,7 @@ class Lima2Conductor(Device):
 
     @acq_expo_time.write
     def acq_expo_time(self, value: float) -> None:
-        self._set_conv("acq_expo_time", float(value))
+        self._set_conv("acq_expo_time", float(value), f"must be > 0 s, not {value}" if not value > 0 else "")
 
     @attribute(
         dtype=float,
@@ -640,7 +641,6 @@ class Lima2Conductor(Device):
         hw_memorized=True,
         unit="s",
         format="%.6f",
-        min_value=0.0,
         doc="Latency time of the next Prepare",
     )
     def acq_latency_time(self) -> float:
@@ -648,7 +648,7 @@ class Lima2Conductor(Device):
 
     @acq_latency_time.write
     def acq_latency_time(self, value: float) -> None:
-        self._set_conv("acq_latency_time", float(value))
+        self._set_conv("acq_latency_time", float(value), f"must be >= 0 s, not {value}" if not value >= 0 else "")
 
     @attribute(
         dtype=tango.DevEnum,
@@ -705,13 +705,8 @@ class Lima2Conductor(Device):
 
     @saving_prefix.write
     def saving_prefix(self, value: str) -> None:
-        if not value or "/" in value:
-            tango.Except.throw_exception(
-                "PARAM_ERROR",
-                f"{self.get_name()}: saving_prefix {value!r} must be a non-empty file name",
-                "saving_prefix",
-            )
-        self._set_conv("saving_prefix", str(value))
+        bad = not value or "/" in value
+        self._set_conv("saving_prefix", str(value), f"{value!r} must be a non-empty file name" if bad else "")
 
 
 def _long_string(argin: Any, nb_ints: int, command: str) -> tuple[list[int], list[str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import pathlib
+import time
 from typing import Any
 
 import numpy as np
@@ -235,7 +236,7 @@ class FakeProcessing:
         return {"processed_idx": -1}
 
 
-def make(n: int = 2) -> tuple[AcquisitionSystem, FakeDevice, list[FakeDevice], list[FakeProcessing]]:
+def make(n: int = 2, clock: Any = None) -> tuple[AcquisitionSystem, FakeDevice, list[FakeDevice], list[FakeProcessing]]:
     ctl = FakeDevice("ctl")
     rcvs = [FakeDevice(f"rcv{i}") for i in range(n)]
     procs = [FakeProcessing(f"proc{i}") for i in range(n)]
@@ -244,8 +245,15 @@ def make(n: int = 2) -> tuple[AcquisitionSystem, FakeDevice, list[FakeDevice], l
         return procs
 
     system = AcquisitionSystem(
-        ctl, rcvs, RoundRobin(tuple(range(n))), find, timeout_s=0.5, poll_timeout_s=0.2, watchdog_s=0.3
-    )  # type: ignore[arg-type]
+        ctl,  # type: ignore[arg-type]
+        rcvs,  # type: ignore[arg-type]
+        RoundRobin(tuple(range(n))),
+        find,  # type: ignore[arg-type]
+        timeout_s=0.5,
+        poll_timeout_s=0.2,
+        watchdog_s=30.0,
+        clock=clock or time.monotonic,
+    )
     return system, ctl, rcvs, procs
 
 
@@ -278,7 +286,8 @@ def test_second_prepare_is_rejected_and_stop_cancels() -> None:
         system, ctl, rcvs, _ = make()
         rcvs[0].delay["prepare"] = 5
         first = asyncio.ensure_future(system.prepare({}))
-        await asyncio.sleep(0.05)
+        while "prepare" not in rcvs[0].calls:  # the first Prepare reached the slow receiver
+            await asyncio.sleep(0)
         with pytest.raises(OperationNotAllowed):
             await system.prepare({})
         await system.stop()
@@ -292,7 +301,8 @@ def test_second_prepare_is_rejected_and_stop_cancels() -> None:
 
 def test_run_done_fault_and_watchdog() -> None:
     async def scenario() -> None:
-        system, ctl, rcvs, procs = make()
+        now = [1000.0]
+        system, ctl, rcvs, procs = make(clock=lambda: now[0])
         await system.prepare({})
         await system.start()
         assert system.run_state == RunState.RUNNING
@@ -321,7 +331,10 @@ def test_run_done_fault_and_watchdog() -> None:
         for d in (ctl, *rcvs):
             d.state = D.IDLE
         await system.poll()
-        await asyncio.sleep(0.35)
+        now[0] += 29.0
+        await system.poll()
+        assert system.run_state == RunState.WAITING_FOR_PROC  # not yet
+        now[0] += 2.0
         await system.poll()
         assert system.run_state == RunState.FAULT and "watchdog" in system.errors[0]
 
