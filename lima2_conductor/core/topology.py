@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import ParamError
 
 
@@ -91,16 +93,12 @@ class FrameTable:
     (dynamic dispatch): receiver and local index per global frame."""
 
     def __init__(self, nb_receivers: int, size_hint: int = 1024) -> None:
-        import numpy as np
-
-        self._np = np
         self.receiver = np.full(max(16, size_hint), -1, dtype=np.int32)
         self.local = np.zeros(max(16, size_hint), dtype=np.int64)
         self.cursor = [0] * nb_receivers
 
     def add(self, rank: int, frame_indices: Sequence[int]) -> None:
         """Receiver ``rank`` got these global frames, in its local order."""
-        np = self._np
         idx = np.asarray(frame_indices, dtype=np.int64)
         if not len(idx):
             return
@@ -119,5 +117,5 @@ class FrameTable:
 
     def known_prefix(self) -> int:
         """Frames ``[0, n)`` all located."""
-        missing = self._np.flatnonzero(self.receiver < 0)
+        missing = np.flatnonzero(self.receiver < 0)
         return int(missing[0]) if len(missing) else len(self.receiver)

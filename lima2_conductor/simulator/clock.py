@@ -26,6 +26,7 @@ class FrameClock:
         self.now = now
         self.t0: float | None = None
         self.triggers: list[float] = []
+        self.frozen: int | None = None
 
     @property
     def software(self) -> bool:
@@ -33,6 +34,11 @@ class FrameClock:
 
     def start(self) -> None:
         self.t0 = self.now()
+
+    def stop(self) -> None:
+        """Freeze the count (Stop, Reset or the end of the acquisition)."""
+        if self.frozen is None:
+            self.frozen = self.produced()
 
     def trigger(self) -> None:
         self.triggers.append(self.now())
@@ -42,6 +48,8 @@ class FrameClock:
 
     def produced(self) -> int:
         """Number of frames produced so far."""
+        if self.frozen is not None:
+            return self.frozen
         if self.t0 is None:
             return 0
         now = self.now()

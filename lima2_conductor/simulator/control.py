@@ -125,8 +125,8 @@ class LimaSimulatorControl(SimulatorDevice):
             self._task.cancel()
         self._task = None
         if self._clock is not None:
+            self._clock.stop()
             self.push_change_event("nb_frames_acquired", self._clock.produced())
-            self._clock = _frozen(self._clock)
         self.set_acq_state(state)
 
     async def _run(self) -> None:
@@ -146,18 +146,3 @@ class LimaSimulatorControl(SimulatorDevice):
                 self._end(DeviceState.IDLE)
                 return
             await asyncio.sleep(min(0.05, max(0.001, clock.next_frame_in())))
-
-
-class _FrozenClock(FrameClock):
-    """A clock stopped at a fixed count (after Stop, Reset or the end)."""
-
-    def __init__(self, count: int, source: FrameClock) -> None:
-        self.__dict__.update(source.__dict__)
-        self.count = count
-
-    def produced(self) -> int:
-        return self.count
-
-
-def _frozen(clock: FrameClock) -> FrameClock:
-    return clock if isinstance(clock, _FrozenClock) else _FrozenClock(clock.produced(), clock)

@@ -144,3 +144,13 @@ def test_devencoded_round_trip_and_errors() -> None:
         decode_frame(("DATA_ARRAY", b"\0" * HEADER_SIZE))
     with pytest.raises(DecodeError):
         decode_frame(("DATA_ARRAY", raw[:100]))
+
+
+def test_clock_stop_freezes_the_count() -> None:
+    now = [0.0]
+    clock = FrameClock(params(nb_frames=0, expo_time=1000), now=lambda: now[0])
+    clock.start()
+    now[0] += 0.0105
+    clock.stop()
+    now[0] += 5.0
+    assert clock.produced() == 10
