@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import tango
 
 from ..core.errors import ConductorError, DeviceError, DeviceOffline, DeviceTimeout
+from ..core.lima2 import LIMA_ERROR_REASON, lima_what
 
 _OFFLINE = {
     "API_DeviceNotExported",
@@ -20,27 +19,14 @@ _OFFLINE = {
 _TIMEOUT = {"API_DeviceTimedOut"}
 
 
-def lima_what(desc: str) -> str:
-    """The message of a Lima2 error: the ``what`` of its JSON ``desc``, or the text."""
-    try:
-        value = json.loads(desc)
-    except ValueError:
-        return desc.strip()
-    if isinstance(value, dict) and "what" in value:
-        return str(value["what"])
-    return desc.strip()
-
-
 def translate(exc: BaseException, device: str, action: str) -> ConductorError:
-    """Map a Tango (or Python) error from a call to ``device`` to a core error."""
+    """Map a Tango error from a call to ``device`` to a core error (anything that is not a
+    Tango failure is a bug and is not translated: callers let it propagate)."""
     if isinstance(exc, ConductorError):
         exc.device = exc.device or device
         return exc
     if isinstance(exc, TimeoutError):
         return DeviceTimeout(f"{action} timed out", device)
-    if isinstance(exc, TypeError | AttributeError):
-        # pytango raises TypeError when writing to an offline device
-        return DeviceOffline(f"{action}: device unreachable ({exc})", device)
     if isinstance(exc, tango.DevFailed):
         reasons = [e.reason for e in exc.args]
         if (
@@ -55,7 +41,7 @@ def translate(exc: BaseException, device: str, action: str) -> ConductorError:
             or "TRANSIENT" in " ".join(reasons)
         ):
             return DeviceOffline(f"{action}: device offline", device)
-        lima = next((e for e in exc.args if e.reason == "LIMA_Exception"), None)
+        lima = next((e for e in exc.args if e.reason == LIMA_ERROR_REASON), None)
         message = lima_what(lima.desc) if lima is not None else exc.args[0].desc.strip()
         return DeviceError(f"{action}: {message}", device)
-    return DeviceError(f"{action}: {exc!r}", device)
+    raise TypeError(f"not a Tango failure: {exc!r}")

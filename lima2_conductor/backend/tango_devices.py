@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import tango
 import tango.asyncio
 
-from ..core.errors import ConductorError, NotFound
+from ..core.errors import DeviceError, DeviceOffline, NotFound
+from ..core.lima2 import processing_device_pattern, processing_rank
 from ..core.state import DeviceState
 from .errors import translate
 
@@ -55,11 +57,15 @@ class TangoDevice:
             self._poll_proxy = await make_proxy(self.name, self.poll_timeout_ms)
         return self._poll_proxy
 
+    def reconnect(self) -> None:
+        self._proxy = None
+        self._poll_proxy = None
+
     async def _do(self, action: str, fn: Callable[[Any], Awaitable[T]], poll: bool = False) -> T:
         try:
             proxy = await (self.poll_proxy() if poll else self.proxy())
             return await fn(proxy)
-        except (tango.DevFailed, TypeError, AttributeError, TimeoutError) as exc:
+        except (tango.DevFailed, TimeoutError) as exc:
             raise translate(exc, self.name, action) from None
 
     async def read(self, attr: str, poll: bool = False) -> Any:
@@ -67,7 +73,21 @@ class TangoDevice:
         return reply.value
 
     async def write(self, attr: str, value: Any) -> None:
-        await self._do(f"write {attr}", lambda p: p.write_attribute(attr, value))
+        try:
+            await self._do(f"write {attr}", lambda p: p.write_attribute(attr, value))
+        except TypeError:
+            # pytango raises TypeError, not DevFailed, when writing to an offline device
+            await self.ping()
+            raise
+
+    async def read_json(self, attr: str) -> dict[str, Any]:
+        value = json.loads(await self.read(attr))
+        if not isinstance(value, dict):
+            raise DeviceError(f"{attr} is not a JSON object", self.name)
+        return value
+
+    async def acq_params(self) -> dict[str, Any]:
+        return await self.read_json("acq_params")
 
     async def command(self, name: str, *args: Any) -> Any:
         return await self._do(name, lambda p: p.command_inout(name, *args))
@@ -129,20 +149,14 @@ class TangoControl(TangoDevice):
     async def nb_frames_acquired(self) -> int:
         return int(await self.read("nb_frames_acquired", poll=True))
 
-    async def _json(self, attr: str) -> dict[str, Any]:
-        value = json.loads(await self.read(attr))
-        if not isinstance(value, dict):
-            raise ConductorError(f"{attr} is not a JSON object", self.name)
-        return value
-
     async def det_info(self) -> dict[str, Any]:
-        return await self._json("det_info")
+        return await self.read_json("det_info")
 
     async def det_status(self) -> dict[str, Any]:
-        return await self._json("det_status")
+        return await self.read_json("det_status")
 
     async def det_capabilities(self) -> dict[str, Any]:
-        return await self._json("det_capabilities")
+        return await self.read_json("det_capabilities")
 
 
 class TangoReceiver(TangoDevice):
@@ -167,6 +181,9 @@ class TangoReceiver(TangoDevice):
     async def proc_schema(self, class_name: str) -> dict[str, Any]:
         return await self._class_schema(class_name, "proc_params")
 
+    async def proc_params(self) -> dict[str, Any]:
+        return await self.read_json("proc_params")
+
 
 class TangoProcessing(TangoDevice):
     """A processing device (no acq_state): counters, finished flag, frames, reduced data."""
@@ -189,8 +206,8 @@ class TangoProcessing(TangoDevice):
     async def last_frames(self) -> dict[str, int]:
         return dict(json.loads(await self.read("last_frames")))
 
-    async def frame_info(self) -> dict[str, Any]:
-        return dict(json.loads(await self.read("processed_frame_info")))
+    async def frame_info(self, attr: str) -> dict[str, Any]:
+        return await self.read_json(attr)
 
 
 async def find_processing(
@@ -202,14 +219,31 @@ async def find_processing(
     """
 
     def lookup() -> list[str]:
-        return list(tango.Database().get_device_exported(f"*/limaprocessing/{uuid}*"))
+        return list(tango.Database().get_device_exported(processing_device_pattern(uuid)))
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while True:
-        names = sorted(await asyncio.to_thread(lookup), key=lambda n: int(n.split("@")[-1]))
+        try:
+            found = await asyncio.to_thread(lookup)
+        except tango.DevFailed:
+            raise DeviceOffline(f"the Tango database ({os.environ.get('TANGO_HOST', '?')}) is unreachable") from None
+        names = sorted(found, key=processing_rank)
         if len(names) >= nb_receivers:
             return [TangoProcessing(n, timeout_ms) for n in names[:nb_receivers]]
         if loop.time() > deadline:
             raise NotFound(f"found {len(names)} processing device(s) for {uuid}, expected {nb_receivers}")
         await asyncio.sleep(0.1)
+
+
+async def check_database(timeout_s: float = 2.0) -> None:
+    """``DEVICE_OFFLINE`` naming ``TANGO_HOST`` when the Tango database does not answer."""
+
+    def ping() -> None:
+        tango.Database().get_info()
+
+    host = os.environ.get("TANGO_HOST", "?")
+    try:
+        await asyncio.wait_for(asyncio.to_thread(ping), timeout_s)
+    except (tango.DevFailed, TimeoutError):
+        raise DeviceOffline(f"the Tango database ({host}) is unreachable") from None

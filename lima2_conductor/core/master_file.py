@@ -24,69 +24,55 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import lima2
 from .errors import SavingError
-from .topology import FrameTable, RoundRobin, SingleReceiver, Topology
-
-
-@dataclass(frozen=True)
-class FileMapping:
-    """Frames of one receiver file: global ``start + step * k`` for ``k < count``,
-    or the explicit ``indices`` (dynamic dispatch)."""
-
-    file: str  # relative to the master file
-    start: int
-    step: int
-    count: int
-    indices: npt.NDArray[np.int64] | None = None
+from .topology import FileMapping, Locator
 
 
 @dataclass(frozen=True)
 class Saving:
-    """The saving parameters the master file needs."""
+    """The saving parameters of one channel that the master file needs."""
 
-    base_path: str
-    filename_prefix: str
-    filename_format: str
-    filename_suffix: str
-    start_number: int
-    nb_frames_per_file: int
-    entry: str
-    instrument: str
-    detector: str
-    nb_dimensions: str
-    file_exists_policy: str
+    params: dict[str, Any]
 
     @staticmethod
     def from_params(saving: dict[str, Any]) -> Saving:
-        return Saving(
-            saving["base_path"],
-            saving["filename_prefix"],
-            saving.get("filename_format", "{filename_prefix}_{filename_rank}_{file_number:05d}{filename_suffix}"),
-            saving.get("filename_suffix", ".h5"),
-            int(saving.get("start_number", 0)),
-            int(saving["nb_frames_per_file"]),
-            saving["nx_entry_name"],
-            saving["nx_instrument_name"],
-            saving["nx_detector_name"],
-            saving["nb_dimensions"],
-            saving["file_exists_policy"],
-        )
+        return Saving(dict(saving))
+
+    @property
+    def base_path(self) -> str:
+        return str(self.params["base_path"])
+
+    @property
+    def nb_frames_per_file(self) -> int:
+        return int(self.params["nb_frames_per_file"])
+
+    @property
+    def nb_dimensions(self) -> str:
+        return str(self.params["nb_dimensions"])
+
+    @property
+    def entry(self) -> str:
+        return str(self.params["nx_entry_name"])
+
+    @property
+    def instrument(self) -> str:
+        return str(self.params["nx_instrument_name"])
+
+    @property
+    def detector(self) -> str:
+        return str(self.params["nx_detector_name"])
 
     @property
     def master_path(self) -> str:
-        return os.path.join(self.base_path, f"{self.filename_prefix}_master.h5")
+        return os.path.join(self.base_path, lima2.master_file_name(self.params))
 
     @property
     def data_path(self) -> str:
-        return f"{self.entry}/{self.instrument}/{self.detector}/data"
+        return lima2.frames_dataset(self.params)
 
     def file_name(self, rank: int, file_idx: int) -> str:
-        return self.filename_format.format(
-            filename_prefix=self.filename_prefix,
-            filename_rank=rank,
-            file_number=self.start_number + file_idx,
-            filename_suffix=self.filename_suffix,
-        )
+        return lima2.data_file_name(self.params, rank, file_idx)
 
     def check_target(self) -> None:
         """Refuse at Prepare a master file that could not be written."""
@@ -94,42 +80,14 @@ class Saving:
             raise SavingError(f"saving directory {self.base_path!r} does not exist")
         if not os.access(self.base_path, os.W_OK | os.X_OK):
             raise SavingError(f"saving directory {self.base_path!r} is not writable")
-        if os.path.exists(self.master_path) and self.file_exists_policy != "overwrite":
-            raise SavingError(f"{self.master_path} exists and file_exists_policy is {self.file_exists_policy!r}")
+        policy = self.params.get("file_exists_policy", "abort")
+        if os.path.exists(self.master_path) and policy != "overwrite":
+            raise SavingError(f"{self.master_path} exists and file_exists_policy is {policy!r}")
 
 
-def layout(
-    topology: Topology, saved: list[int], saving: Saving, table: FrameTable | None = None
-) -> tuple[int, list[FileMapping]]:
+def layout(locator: Locator, saved: list[int], saving: Saving) -> tuple[int, list[FileMapping]]:
     """Frame count and file mappings of the contiguous prefix of saved frames."""
-    per_file = saving.nb_frames_per_file
-    mappings: list[FileMapping] = []
-    if isinstance(topology, SingleReceiver | RoundRobin):
-        total = topology.frames_ready(saved)
-        n = topology.nb_receivers
-        ordering = topology.ordering if isinstance(topology, RoundRobin) else (0,)
-        for pos, rank in enumerate(ordering):
-            local_total = len(range(pos, total, n))  # local frames of this receiver inside the prefix
-            for k in range(0, (local_total + per_file - 1) // per_file):
-                count = min(per_file, local_total - k * per_file)
-                mappings.append(FileMapping(saving.file_name(rank, k), pos + n * k * per_file, n, count))
-        return total, mappings
-    if table is None:
-        raise ValueError("dynamic dispatch needs the frame table")
-    total = min(table.known_prefix(), int(sum(saved)))
-    ranks, local = table.receiver[:total], table.local[:total]
-    for rank in range(len(saved)):
-        mine = np.flatnonzero(ranks == rank)
-        if len(mine) and local[mine].max() >= saved[rank]:
-            total = min(total, int(mine[local[mine] >= saved[rank]].min()))
-    ranks, local = ranks[:total], local[:total]
-    for rank in range(len(saved)):
-        mine = np.flatnonzero(ranks == rank)
-        files = local[mine] // per_file
-        for k in np.unique(files):
-            idx = mine[files == k]
-            mappings.append(FileMapping(saving.file_name(rank, int(k)), int(idx[0]), 0, len(idx), idx.astype(np.int64)))
-    return total, mappings
+    return locator.file_mappings(saved, saving.nb_frames_per_file, saving.file_name)
 
 
 def write(

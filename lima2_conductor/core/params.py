@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 
+from . import lima2
 from .errors import ParamError
 
 MAX_JSON_LENGTH = 4 * 1024 * 1024
@@ -22,14 +23,20 @@ def parse_json_object(text: str | bytes, what: str) -> dict[str, Any]:
     if len(text) > MAX_JSON_LENGTH:
         raise ParamError(f"{what}: {len(text)} characters is more than the {MAX_JSON_LENGTH} allowed")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise ParamError(
             f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})"
         ) from None
+    except RecursionError:
+        raise ParamError(f"{what} is nested too deeply") from None
     if not isinstance(value, dict):
         raise ParamError(f"{what} must be a JSON object, not {type(value).__name__}")
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ParamError(f"{name} is not a number: JSON params take finite numbers only")
 
 
 def defaults_from_schema(schema: Mapping[str, Any]) -> Any:
@@ -121,3 +128,50 @@ def build_prepare_params(
     proc = deep_merge(proc, user.get("processing", {}))
     validate(proc, proc_schema, "processing params")
     return ctl, rcv, proc
+
+
+_PATH_FIELDS = ("base_path", "filename_prefix", "filename_suffix", "filename_format")
+_NAME_FIELDS = ("filename_prefix", "filename_suffix", "nx_entry_name", "nx_instrument_name", "nx_detector_name")
+
+
+def check_saving(proc: Mapping[str, Any]) -> None:
+    """Refuse saving fields that cannot make a file name: control characters (NUL...) in
+    any of them, a ``/`` in a name, a ``filename_format`` that does not format."""
+    for key, channel in proc.items():
+        if not isinstance(channel, Mapping) or "base_path" not in channel:
+            continue
+        for name in (*_PATH_FIELDS, *_NAME_FIELDS):
+            value = channel.get(name)
+            if not isinstance(value, str):
+                continue
+            bad = [c for c in value if ord(c) < 32 or ord(c) == 127]
+            if bad:
+                raise ParamError(f"processing params $.{key}.{name}: {value!r} has a control character ({bad[0]!r})")
+            if name in _NAME_FIELDS and "/" in value:
+                raise ParamError(f"processing params $.{key}.{name}: {value!r} must not contain '/'")
+        try:
+            lima2.data_file_name(channel, 0, 0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ParamError(f"processing params $.{key}.filename_format: cannot format it ({exc!r})") from None
+
+
+def settings_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The conductor's typed settings (``acq_*`` in seconds, ``saving_*``) as a partial
+    Prepare params dict (Lima2 times in microseconds, trigger mode by name)."""
+    return {
+        "control": {
+            "acq": {
+                "nb_frames": int(settings["acq_nb_frames"]),
+                "expo_time": round(settings["acq_expo_time"] * lima2.SECONDS_TO_US),
+                "latency_time": round(settings["acq_latency_time"] * lima2.SECONDS_TO_US),
+                "trigger_mode": lima2.TRIGGER_MODES[int(settings["acq_trigger_mode"])],
+            }
+        },
+        "processing": {
+            "saving": {
+                "enabled": bool(settings["saving_enabled"]),
+                "base_path": settings["saving_directory"],
+                "filename_prefix": settings["saving_prefix"],
+            }
+        },
+    }

@@ -1,154 +1,196 @@
-"""Pipeline services of one run: reduced data, frame lookup, master file.
+"""Pipeline services of one run: reduced data, frame lookup, saved frames, master files.
 
-Built at Prepare from the processing params; fed by the system's monitor ticks (pops of
-every processing device); read by the conductor's commands.
+Built at Prepare from the processing class's spec (``lima2.PIPELINES``) and params; fed by
+the monitor's ticks (pops of every processing device); read by the conductor's commands.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 
 from . import master_file
-from .devencoded import decode_rows
-from .errors import NotFound, ParamError, SavingError
+from .devencoded import decode_rows, encode_frame
+from .errors import ConductorError, NotFound, ParamError, SavingError
+from .lima2 import FRAME_IDX_DTYPE, FRAME_IDX_GETTER, PipelineSpec, pixel_dtype
 from .ports import ProcessingPort
-from .reduced_data import FRAME_IDX_DTYPE, ReducedStore, sources_from_params
-from .topology import DynamicDispatch, FrameTable, Topology
+from .reduced_data import ReducedStore
+from .topology import Locator
 
 logger = logging.getLogger(__name__)
-
-FRAME_SOURCES = {"frame": "getFrame", "input_frame": "getInputFrame"}
-PIXEL_DTYPES = {
-    "gray8": "u1",
-    "gray8s": "i1",
-    "gray16": "<u2",
-    "gray16s": "<i2",
-    "gray32": "<u4",
-    "gray32s": "<i4",
-    "gray32f": "<f4",
-    "gray64f": "<f8",
-}
+Call = Callable[[Any, str, Awaitable[Any]], Awaitable[Any]]
+"""``call(device, action, awaitable)``: the system's deadline-bounded remote call."""
 
 
-@dataclass
 class RunPipeline:
-    uuid: str
-    topology: Topology
-    devices: list[ProcessingPort]
-    receivers: list[str]
-    proc_params: dict[str, Any]
-    nb_frames: int
-    frame_info: dict[str, Any] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
+    """The processing side of one run, across every receiver."""
 
-    def __post_init__(self) -> None:
-        hint = self.nb_frames or 1024
-        self.stores = {s.name: ReducedStore(s, size_hint=hint) for s in sources_from_params(self.proc_params)}
-        saving = self.proc_params.get("saving", {})
-        self.saving = master_file.Saving.from_params(saving) if saving.get("enabled") else None
-        self.table = (
-            FrameTable(len(self.devices), min(hint, 1 << 20)) if isinstance(self.topology, DynamicDispatch) else None
-        )
-        self.master_written: dict[str, tuple[str, str]] = {}
-        self.rows_merged = 0
+    def __init__(
+        self,
+        uuid: str,
+        spec: PipelineSpec,
+        locator: Locator,
+        devices: list[ProcessingPort],
+        receivers: list[str],
+        proc_params: dict[str, Any],
+        nb_frames: int,
+        frame_info: dict[str, dict[str, Any]],
+        metadata: dict[str, Any] | None = None,
+        topology_name: str = "",
+    ) -> None:
+        self.uuid = uuid
+        self.spec = spec
+        self.locator = locator
+        self.devices = devices
+        self.receivers = receivers
+        self.proc_params = proc_params
+        self.nb_frames = nb_frames
+        self.frame_info = frame_info
+        self.metadata = metadata or {}
+        self.topology_name = topology_name
+        hint = nb_frames or 1024
+        self.stores = {s.name: ReducedStore(s, size_hint=hint) for s in spec.reduced(proc_params)}
+        self.savings = {
+            s.name: master_file.Saving.from_params(proc_params[s.saving])
+            for s in spec.saved_sources(proc_params)
+            if s.saving
+        }
+
+    @property
+    def saving(self) -> master_file.Saving | None:
+        """The saving of the main frame source (the first saved one), if any."""
+        return next(iter(self.savings.values()), None)
 
     # -- feeding ---------------------------------------------------------------------
-    async def fetch(self, call: Any) -> None:
-        """Pop every reduced-data source (and frame indices) of every processing device.
-
-        ``call(device, action, awaitable)`` is the system's deadline-bounded call.
-        """
-        if self.table is not None:
-            chunks = await asyncio.gather(*(call(d, "popFrameIdx", d.pop("popFrameIdx")) for d in self.devices))
+    async def fetch(self, call: Call) -> None:
+        """Pop every reduced-data source (and frame indices) of every processing device."""
+        if self.locator.needs_frame_idx:
+            chunks = await asyncio.gather(*(call(d, FRAME_IDX_GETTER, d.pop(FRAME_IDX_GETTER)) for d in self.devices))
             for rank, raw in enumerate(chunks):
-                rows = decode_rows(raw, FRAME_IDX_DTYPE)
-                self.table.add(rank, rows["frame_idx"])
+                self.locator.learn(rank, decode_rows(raw, FRAME_IDX_DTYPE)["frame_idx"])
         for store in self.stores.values():
-            chunks = await asyncio.gather(
-                *(call(d, store.source.getter, d.pop(store.source.getter)) for d in self.devices)
-            )
+            getter = store.source.getter
+            chunks = await asyncio.gather(*(call(d, getter, d.pop(getter)) for d in self.devices))
             for raw in chunks:
-                rows = decode_rows(raw, store.source.dtype)
-                store.add(rows)
-                self.rows_merged += len(rows)
+                store.add(decode_rows(raw, store.source.dtype))
 
     # -- reading ---------------------------------------------------------------------
     def channels(self) -> dict[str, Any]:
         return {name: {**s.source.describe(), "frames_ready": s.ready} for name, s in self.stores.items()}
+
+    def reduced_ready(self) -> int:
+        """Frames whose reduced data is available in every channel."""
+        return int(min(store.ready for store in self.stores.values())) if self.stores else 0
 
     def reduced(self, name: str, channel: int, from_frame: int, max_rows: int) -> np.ndarray:
         if name not in self.stores:
             raise NotFound(f"no reduced data channel {name!r} (have: {', '.join(self.stores) or 'none'})")
         return self.stores[name].read(channel, from_frame, max_rows)
 
+    def frame_sources(self) -> dict[str, Any]:
+        """Every frame source with its getter, shape (channels, height, width) and pixel type."""
+        out = {}
+        for s in self.spec.frame_sources:
+            info = self.frame_info.get(s.name)
+            if not info:
+                continue
+            shape = [info["nb_channels"], info["dimensions"]["y"], info["dimensions"]["x"]]
+            out[s.name] = {
+                "getter": s.getter,
+                "shape": shape,
+                "pixel_type": info["pixel_type"],
+                "saved": s.name in self.savings,
+            }
+        return out
+
     def locate(self, frame_idx: int) -> tuple[int, int]:
-        if self.nb_frames and frame_idx >= self.nb_frames:
-            raise NotFound(f"frame {frame_idx} is past the end of the acquisition ({self.nb_frames} frames)")
         if frame_idx < 0:
             raise ParamError(f"frame index {frame_idx} must be >= 0, or -1 for the latest")
-        if self.table is not None:
-            try:
-                return self.table.locate(frame_idx)
-            except KeyError:
-                raise NotFound(f"frame {frame_idx} has not been acquired yet") from None
-        return self.topology.locate(frame_idx)
+        if self.nb_frames and frame_idx >= self.nb_frames:
+            raise NotFound(f"frame {frame_idx} is past the end of the acquisition ({self.nb_frames} frames)")
+        try:
+            return self.locator.locate(frame_idx)
+        except KeyError:
+            raise NotFound(f"frame {frame_idx} has not been acquired yet") from None
 
-    def lookup(self, frame_idx: int, processed: list[int], saved: list[int], source: str = "frame") -> dict[str, Any]:
-        """Where frame ``frame_idx`` is: receiver, processing device, getter, HDF5."""
-        if source not in FRAME_SOURCES:
-            raise NotFound(f"no frame source {source!r} (have: {', '.join(FRAME_SOURCES)})")
+    def lookup(
+        self, frame_idx: int, processed: list[int], saved: list[int], source: str = "frame", known: bool = False
+    ) -> dict[str, Any]:
+        """Where frame ``frame_idx`` of ``source`` is: receiver, processing device, getter, HDF5.
+
+        ``known``: the frame is known to be processed (the device said it is its newest).
+        """
+        try:
+            src = self.spec.source(source)
+        except KeyError as exc:
+            raise NotFound(str(exc.args[0])) from None
         rank, local = self.locate(frame_idx)
-        if local >= processed[rank]:
+        if not known and local >= processed[rank]:
             raise NotFound(
                 f"frame {frame_idx} has not been acquired yet ({self.receivers[rank]} has {processed[rank]} frames)"
             )
         h5 = None
-        if self.saving is not None and source == "frame" and local < saved[rank]:
-            per_file = self.saving.nb_frames_per_file
+        saving = self.savings.get(source)
+        if saving is not None and local < saved[rank]:
+            per_file = saving.nb_frames_per_file
             h5 = {
-                "file": f"{self.saving.base_path}/{self.saving.file_name(rank, local // per_file)}",
-                "dataset": self.saving.data_path,
+                "file": f"{saving.base_path}/{saving.file_name(rank, local // per_file)}",
+                "dataset": saving.data_path,
                 "index": int(local % per_file),
             }
         return {
             "frame_idx": int(frame_idx),
+            "source": source,
             "receiver": self.receivers[rank],
             "rank": rank,
             "processing_device": self.devices[rank].name,
-            "command": FRAME_SOURCES[source],
+            "command": src.getter,
             "local_idx": int(local),
             "hdf5": h5,
         }
 
-    # -- master file -----------------------------------------------------------------
+    # -- master files -------------------------------------------------------------------
     def master_files(self) -> dict[str, list[str]]:
-        if self.saving is None:
-            return {}
-        return {"frame": [self.saving.master_path, self.saving.data_path]}
+        return {name: [s.master_path, s.data_path] for name, s in self.savings.items()}
 
     def write_master(self, saved: list[int]) -> tuple[int, str]:
-        """Write the master file of the frames saved (blocking: run in a thread)."""
-        if self.saving is None:
-            return 0, ""
-        total, mappings = master_file.layout(self.topology, saved, self.saving, self.table)
-        info = self.frame_info
-        shape = (int(info["nb_channels"]), int(info["dimensions"]["y"]), int(info["dimensions"]["x"]))
-        dtype = np.dtype(PIXEL_DTYPES[info["pixel_type"]])
-        try:
-            master_file.write(
-                self.saving.master_path,
-                self.saving,
-                total,
-                mappings,
-                shape,
-                dtype,
-                {**self.metadata, "uuid": self.uuid, "topology": self.topology.name},
-            )
-        except OSError as exc:
-            raise SavingError(f"cannot write {self.saving.master_path}: {exc}") from exc
-        return total, self.saving.master_path
+        """Write the master file(s) of the frames saved (blocking: run in a thread).
+
+        Any failure is a ``SavingError`` naming the file; returns the frame count and path
+        of the main source's file."""
+        result = (0, "")
+        for name, saving in self.savings.items():
+            path = saving.master_path
+            try:
+                total, mappings = master_file.layout(self.locator, saved, saving)
+                info = self.frame_info[name]
+                shape = (int(info["nb_channels"]), int(info["dimensions"]["y"]), int(info["dimensions"]["x"]))
+                meta = {**self.metadata, "uuid": self.uuid, "topology": self.topology_name}
+                master_file.write(path, saving, total, mappings, shape, pixel_dtype(info["pixel_type"]), meta)
+            except ConductorError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure of the write is a saving error
+                raise SavingError(f"cannot write {path}: {exc}") from exc
+            if not result[1]:
+                result = (total, path)
+        return result
+
+
+def read_saved_frame(where: dict[str, Any]) -> tuple[str, bytes]:
+    """A frame from its HDF5 file, in the Lima2 DATA_ARRAY encoding (blocking)."""
+    import h5py
+
+    h5 = where["hdf5"]
+    path = h5["file"]
+    try:
+        with h5py.File(path, "r") as f:
+            frame = f[h5["dataset"]][h5["index"]]
+    except FileNotFoundError:
+        raise NotFound(f"frame {where['frame_idx']} was saved in {path}, which no longer exists") from None
+    except (OSError, KeyError, ValueError, IndexError) as exc:
+        raise SavingError(f"frame {where['frame_idx']}: cannot read {path}: {exc}") from None
+    return encode_frame(frame, where["frame_idx"])

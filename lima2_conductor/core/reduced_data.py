@@ -14,66 +14,16 @@ known length within the budget are allocated once at Prepare.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import NotFound, ParamError
+from .lima2 import STATS_DTYPE, ReducedSource
 
-STATS_DTYPE = np.dtype(
-    [
-        ("frame_idx", "<i4"),
-        ("recv_idx", "<i4"),
-        ("min", "<f4"),
-        ("max", "<f4"),
-        ("avg", "<f4"),
-        ("std", "<f4"),
-        ("sum", "<f8"),
-    ]
-)
-FRAME_IDX_DTYPE = np.dtype([("recv_idx", "<i4"), ("frame_idx", "<i4")])
 DEFAULT_BUDGET = 256 * 1024 * 1024
 
-
-@dataclass(frozen=True)
-class ReducedSource:
-    """A pop command of the processing devices and how its rows split into channels."""
-
-    name: str
-    getter: str
-    lengths: tuple[int, ...]  # elements per channel (1 for a ROI, the length for a profile)
-    dtype: np.dtype = STATS_DTYPE
-
-    @property
-    def elements(self) -> int:
-        return sum(self.lengths)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "channels": len(self.lengths),
-            "getter": self.getter,
-            "dtype": [[n, self.dtype[n].str] for n in self.dtype.names or ()],
-            "shapes": [[n] if self.name == "roi_profile" else [] for n in self.lengths],
-        }
-
-
-def sources_from_params(proc_params: dict[str, Any]) -> list[ReducedSource]:
-    """The reduced-data sources a Legacy ``proc_params`` enables."""
-    out = []
-    stats = proc_params.get("statistics", {})
-    if stats.get("enabled"):
-        n = len(stats.get("rect_rois", [])) + len(stats.get("arc_rois", []))
-        if n:
-            out.append(ReducedSource("roi_stats", "popRoiStatistics", (1,) * n))
-    prof = proc_params.get("profiles", {})
-    if prof.get("enabled") and prof.get("rois"):
-        lengths = []
-        for roi, direction in zip(prof["rois"], prof.get("directions", []), strict=False):
-            lengths.append(int(roi["dimensions"]["x"] if direction == "horizontal" else roi["dimensions"]["y"]))
-        if lengths:
-            out.append(ReducedSource("roi_profile", "popRoiProfiles", tuple(lengths)))
-    return out
+__all__ = ["DEFAULT_BUDGET", "STATS_DTYPE", "ReducedSource", "ReducedStore"]
 
 
 @dataclass

@@ -5,20 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import IntEnum, StrEnum
 
+from .lima2 import DeviceState
 
-class DeviceState(IntEnum):
-    """``acq_state`` of a Lima2 control or receiver device (values fixed by Lima2).
-
-    ``OFFLINE`` never comes from a device: it stands for one that does not answer.
-    """
-
-    IDLE = 0
-    PREPARED = 1
-    RUNNING = 2
-    STOPPED = 3
-    FAULT = 4
-    TERMINATE = 5
-    OFFLINE = 6
+__all__ = ["DeviceState", "RunState", "SystemState", "tango_state_name"]
 
 
 class SystemState(IntEnum):
@@ -77,6 +66,7 @@ class RunState(StrEnum):
     RUNNING = "RUNNING"
     WAITING_FOR_PROC = "WAITING_FOR_PROC"
     STOPPING = "STOPPING"
+    CLOSING = "CLOSING"
     DONE = "DONE"
     STOPPED = "STOPPED"
     FAULT = "FAULT"

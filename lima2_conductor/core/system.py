@@ -1,27 +1,24 @@
 """``AcquisitionSystem``: one control and N receivers conducted as one detector.
 
-The system owns only its run state; device states are observed (``poll``) and the
-system state is derived from them. Commands are checked against the state machine
-and conflicting ones are rejected, never queued: asyncio servers interleave commands
-at every ``await``. Every remote call has a deadline.
+The system owns only its run state; device states are observed (:mod:`.observer`) and the
+system state is derived from them. Commands are checked against the state machine and
+conflicting ones are rejected, never queued: asyncio servers interleave commands at every
+``await``. Every remote call has a deadline (:mod:`.fanout`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
-import json
 import logging
 import time
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from . import state_machine
+from . import lima2, state_machine
+from .detector import DetectorCache
 from .errors import (
     ConductorError,
-    DeviceError,
     DeviceOffline,
     DeviceTimeout,
     MultiDeviceError,
@@ -29,39 +26,21 @@ from .errors import (
     OperationNotAllowed,
     ParamError,
 )
+from .fanout import call, fan_out
+from .lookup import get_frame, lookup
 from .master_file import Saving
-from .params import build_prepare_params
+from .observer import Observer
+from .params import build_prepare_params, check_saving
 from .pipeline import RunPipeline
-from .ports import ControlPort, DevicePort, ProcessingFinder, ProcessingPort, ReceiverPort
-from .progress import RateMeter, aggregate
+from .ports import ControlPort, DevicePort, ProcessingFinder, ReceiverPort
+from .progress import Progress
+from .run import Run
 from .state import DeviceState, RunState, SystemState
-from .topology import DynamicDispatch, Topology
+from .topology import Topology
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-
-PROCESSING_CLASS = "LimaProcessingLegacy"
-MAX_DYNAMIC_FRAMES = 100_000_000
-"""Dynamic dispatch keeps 12 bytes per frame (receiver, local index): 1.2 GB at most."""
 MAX_ERRORS = 50
-
-
-@dataclass
-class Progress:
-    """The latest counters of the current run (cached; served to readers)."""
-
-    nb_frames: int = 0
-    nb_frames_acquired: int = 0
-    nb_frames_xferred: int = 0
-    nb_frames_processed: int = 0
-    nb_frames_saved: int = 0
-    nb_frames_ready: int = 0
-    frame_rate: float = 0.0
-    counters: dict[str, dict[str, Any]] = field(default_factory=dict)
-    xferred: dict[str, int] = field(default_factory=dict)
-
-    def key(self) -> tuple[int, ...]:
-        return (self.nb_frames_acquired, self.nb_frames_xferred, self.nb_frames_processed, self.nb_frames_saved)
+DatabaseCheck = Callable[[], Awaitable[None]]
 
 
 class AcquisitionSystem:
@@ -78,6 +57,7 @@ class AcquisitionSystem:
         watchdog_s: float = 30.0,
         checkpoint_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        check_database: DatabaseCheck | None = None,
     ) -> None:
         self.control = control
         self.receivers = list(receivers)
@@ -86,42 +66,46 @@ class AcquisitionSystem:
         self.find_processing = find_processing
         self.timeout_s = timeout_s
         self.poll_timeout_s = poll_timeout_s
-        self.watchdog_s = watchdog_s
-        self.checkpoint_s = checkpoint_s
-        self._checkpoint: asyncio.Task[Any] | None = None
-        self._checkpoint_at = clock()
-        self._checkpoint_saved: list[int] = []
         self.clock = clock
+        self.check_database = check_database
         self.run_state = RunState.IDLE
-        self.uuid = ""
+        self.run: Run | None = None
         self.errors: list[str] = []
-        self.device_states: dict[str, DeviceState] = {d.name: DeviceState.OFFLINE for d in self.devices}
-        self.progress = Progress()
-        self.processing: list[ProcessingPort] = []
-        self.proc_finished: list[bool] = []
-        self.params: dict[str, Any] = {}
-        self.pipeline: RunPipeline | None = None
-        self.master_file = ""
         self.history: list[str] = []
-        self._prepare_task: asyncio.Task[str] | None = None
-        self._stop_requested = False
-        self._last_change = clock()
-        self._last_key: tuple[int, ...] = ()
-        self._rate = RateMeter()
+        self.detector = DetectorCache()
         self.timings: dict[str, float] = {}
+        self.observer = Observer(self, watchdog_s, checkpoint_s)
+        self._prepare_task: asyncio.Task[str] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
 
-    # -- derived state ------------------------------------------------------
+    # -- derived views ------------------------------------------------------------
+    @property
+    def device_states(self) -> dict[str, DeviceState]:
+        return self.observer.device_states
+
     @property
     def system_state(self) -> SystemState:
         return SystemState.from_device_states(list(self.device_states.values()))
 
     @property
     def running(self) -> bool:
-        return self.run_state.active or self.run_state == RunState.STOPPING
+        return self.run_state.active
 
     @property
     def failed(self) -> bool:
         return self.run_state == RunState.FAULT
+
+    @property
+    def uuid(self) -> str:
+        return self.run.uuid if self.run else ""
+
+    @property
+    def progress(self) -> Progress:
+        return self.run.progress if self.run else Progress()
+
+    @property
+    def pipeline(self) -> RunPipeline | None:
+        return self.run.pipeline if self.run else None
 
     @property
     def last_error(self) -> str:
@@ -134,58 +118,44 @@ class AcquisitionSystem:
         logger.error(message)
         self.errors.append(message)
         del self.errors[:-MAX_ERRORS]
-        self.history.append(f"{time.strftime('%H:%M:%S')} {message}")
+        self.note(message)
+
+    def note(self, message: str) -> None:
+        """One line of history (``GetInfo``), with the wall-clock time."""
+        self.history.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}")
         del self.history[:-MAX_ERRORS]
 
-    def _set_run_state(self, state: RunState) -> None:
-        if state != self.run_state:
-            logger.info("run state %s -> %s", self.run_state.value, state.value)
-            self.run_state = state
+    def transition(self, trigger: str) -> None:
+        """Move the run state through the state machine (a missing transition is a bug)."""
+        new = state_machine.next_state(self.run_state, trigger)
+        if new != self.run_state:
+            logger.info("run state %s -> %s (%s)", self.run_state.value, new.value, trigger)
+            self.run_state = new
 
-    # -- remote calls ----------------------------------------------------------
-    async def _call(
-        self, device: DevicePort | ProcessingPort, action: str, call: Awaitable[T], timeout: float | None = None
-    ) -> T:
-        """One remote call with a deadline; errors become ``ConductorError`` naming the device."""
-        try:
-            return await asyncio.wait_for(call, timeout or self.timeout_s)
-        except ConductorError as exc:
-            exc.device = exc.device or device.name
-            raise
-        except TimeoutError:
-            raise DeviceTimeout(f"{action} took longer than {timeout or self.timeout_s:.1f} s", device.name) from None
-        except (OSError, RuntimeError, ValueError, TypeError) as exc:
-            raise DeviceError(f"{action}: {exc}", device.name) from exc
-
-    async def _fan_out(
-        self,
-        action: str,
-        calls: Sequence[tuple[DevicePort, Callable[[], Awaitable[Any]]]],
-        timeout: float | None = None,
-    ) -> list[ConductorError]:
-        """Run calls in parallel; return the errors (empty when all succeeded)."""
-        results = await asyncio.gather(
-            *(self._call(d, action, fn(), timeout) for d, fn in calls), return_exceptions=True
-        )
-        errors: list[ConductorError] = []
-        for (device, _), res in zip(calls, results, strict=True):
-            if isinstance(res, asyncio.CancelledError):
-                raise res
-            if isinstance(res, ConductorError):
-                errors.append(res)
-            elif isinstance(res, BaseException):
-                errors.append(DeviceError(f"{action}: {res!r}", device.name))
-        return errors
-
-    # -- commands ------------------------------------------------------------
     def check(self, command: str) -> RunState | str:
         return state_machine.check(self.run_state, command)
 
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        """Background work whose task is kept (and whose failure is logged)."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or logger.error("%r", t.exception()))
+        return task
+
+    async def _fan_out(
+        self, action: str, calls: Sequence[tuple[Any, Callable[[], Awaitable[Any]]]]
+    ) -> list[ConductorError]:
+        return await fan_out(action, calls, self.timeout_s)
+
+    def _record_all(self, errors: Sequence[ConductorError]) -> None:
+        for e in errors:
+            self.record_error(str(e))
+
+    # -- Prepare ---------------------------------------------------------------------
     async def prepare(self, user_params: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:
         """Validate, fan out Prepare, roll back on partial failure; return the UUID."""
-        self.check("Prepare")
-        previous = self.run_state
-        self._set_run_state(RunState.PREPARING)  # before any await: a second Prepare is rejected
+        self.run_state = state_machine.check(self.run_state, "Prepare")  # type: ignore[assignment]
         task = asyncio.ensure_future(self._prepare(user_params, overrides or {}))
         self._prepare_task = task
         try:
@@ -194,43 +164,44 @@ class AcquisitionSystem:
             if task.cancelled():
                 raise OperationNotAllowed("Prepare was cancelled by Stop or Reset") from None
             raise
-        except BaseException:
+        except BaseException as exc:
             if self.run_state == RunState.PREPARING:
-                self._set_run_state(RunState.IDLE if previous == RunState.PREPARED else previous)
+                self.transition("prepare_failed")
+            if isinstance(exc, ConductorError):
+                self.record_error(f"Prepare refused: {exc}")
             raise
         finally:
             self._prepare_task = None
 
     async def _prepare(self, user: dict[str, Any], overrides: dict[str, Any]) -> str:
         t0 = self.clock()
+        spec = _pipeline_of(user, overrides)
+        rcv0 = self.receivers[0]
         schemas = await asyncio.gather(
-            self._call(self.control, "read acq_params schema", self.control.acq_schema()),
-            self._call(self.receivers[0], "read acq_params schema", self.receivers[0].acq_schema()),
-            self._call(self.receivers[0], "read proc_params schema", self.receivers[0].proc_schema(PROCESSING_CLASS)),
+            call(self.control, "read acq_params schema", self.control.acq_schema(), self.timeout_s),
+            call(rcv0, "read acq_params schema", rcv0.acq_schema(), self.timeout_s),
+            call(rcv0, "read proc_params schema", rcv0.proc_schema(spec.class_name), self.timeout_s),
         )
-        ctl, rcv, proc = await asyncio.to_thread(build_prepare_params, user, *schemas, overrides)
-        if isinstance(self.topology, DynamicDispatch) and ctl["acq"]["nb_frames"] > MAX_DYNAMIC_FRAMES:
-            raise ParamError(
-                f"control params $.acq.nb_frames: {ctl['acq']['nb_frames']} is more than the {MAX_DYNAMIC_FRAMES} frames a dynamic-dispatch frame table holds"
-            )
-        if proc["saving"]["enabled"]:
-            await asyncio.to_thread(Saving.from_params(proc["saving"]).check_target)
+        try:
+            ctl, rcv, proc = await asyncio.to_thread(build_prepare_params, user, *schemas, overrides)
+        except RecursionError:
+            raise ParamError("params are nested too deeply") from None
+        check_saving(proc)
+        nb_frames = int(ctl["acq"]["nb_frames"])
+        self.topology.check_frames(nb_frames)
+        for source in spec.saved_sources(proc):
+            await asyncio.to_thread(Saving.from_params(proc[source.saving or ""]).check_target)
         await self._require_online()
-        det_info = await self._call(self.control, "read det_info", self.control.det_info())
-        self.uuid = ""
+        await self._make_preparable()
+        det_info = await call(self.control, "read det_info", self.control.det_info(), self.timeout_s)
         uid = str(uuidlib.uuid1())
-        proc_of = []
-        for rank in range(len(self.receivers)):
-            p = copy.deepcopy(proc)
-            p["saving"]["filename_rank"] = rank
-            if isinstance(self.topology, DynamicDispatch):
-                p["frame_idx_enabled"] = True
-                p["saving"]["include_frame_idx"] = True
-            proc_of.append(p)
+        locator = self.topology.new_run(nb_frames)
+        n = len(self.receivers)
+        per_rank = [spec.finalise(proc, rank, n, locator.needs_frame_idx) for rank in range(n)]
         calls: list[tuple[DevicePort, Callable[[], Awaitable[Any]]]] = [
             (self.control, lambda: self.control.prepare(uid, ctl))
         ]
-        calls += [(r, (lambda r=r, p=p: r.prepare(uid, rcv, p))) for r, p in zip(self.receivers, proc_of, strict=True)]
+        calls += [(r, (lambda r=r, p=p: r.prepare(uid, rcv, p))) for r, p in zip(self.receivers, per_rank, strict=True)]
         prepared: list[DevicePort] = []
 
         async def tracked(device: DevicePort, fn: Callable[[], Awaitable[Any]]) -> None:
@@ -241,360 +212,228 @@ class AcquisitionSystem:
             errors = await self._fan_out("Prepare", [(d, (lambda d=d, fn=fn: tracked(d, fn))) for d, fn in calls])
             if errors:
                 raise MultiDeviceError("Prepare", errors)
-            self.processing = await self._call(
-                self.receivers[0],
-                "find processing devices",
-                self.find_processing(uid, len(self.receivers)),
-                timeout=max(5.0, self.timeout_s),
-            )
-            frame_info = await self._call(self.processing[0], "read frame info", self.processing[0].frame_info())
+            run = await self._new_run(uid, spec, {"control": ctl, "receiver": rcv, "processing": proc}, det_info)
         except BaseException:
             await asyncio.shield(self._rollback(prepared))
             raise
-        self.uuid = uid
-        self.params = {"control": ctl, "receiver": rcv, "processing": proc}
-        self.proc_finished = [False] * len(self.processing)
-        self.progress = Progress(nb_frames=int(ctl["acq"]["nb_frames"]))
-        self.pipeline = RunPipeline(
-            uid,
-            self.topology,
-            self.processing,
-            [r.name for r in self.receivers],
-            proc,
-            int(ctl["acq"]["nb_frames"]),
-            frame_info,
-            {"params": {"acquisition": ctl, "processing": proc}, "detector_information": det_info},
-        )
-        self.master_file = ""
+        self.run = run
         self.errors.clear()
-        self._stop_requested = False
-        self._set_run_state(RunState.PREPARED)
+        self.transition("prepared")
         self.timings["prepare_s"] = self.clock() - t0
-        asyncio.ensure_future(self._erase_old_pipelines(uid))
+        self.spawn(self._erase_old_pipelines(uid))
         return uid
+
+    async def _new_run(
+        self,
+        uid: str,
+        spec: lima2.PipelineSpec,
+        params: dict[str, Any],
+        det_info: dict[str, Any],
+        adopted: bool = False,
+    ) -> Run:
+        """Find the run's processing devices and build its pipeline services."""
+        processing = await call(
+            self.receivers[0],
+            "find processing devices",
+            self.find_processing(uid, len(self.receivers)),
+            max(5.0, self.timeout_s),
+        )
+        first = processing[0]
+        infos = await asyncio.gather(
+            *(
+                call(first, f"read {s.info_attr}", first.frame_info(s.info_attr), self.timeout_s)
+                for s in spec.frame_sources
+            )
+        )
+        nb_frames = int(params["control"]["acq"]["nb_frames"])
+        names = [r.name for r in self.receivers]
+        pipeline = RunPipeline(
+            uid,
+            spec,
+            self.topology.new_run(nb_frames),
+            processing,
+            names,
+            params["processing"],
+            nb_frames,
+            {s.name: info for s, info in zip(spec.frame_sources, infos, strict=True)},
+            {
+                "params": {"acquisition": params["control"], "processing": params["processing"]},
+                "detector_information": det_info,
+            },
+            self.topology.name,
+        )
+        return Run(uid, spec, params, processing, pipeline, names, adopted, progress=Progress(nb_frames=nb_frames))
 
     async def _rollback(self, devices: Sequence[DevicePort]) -> None:
         if devices:
-            errors = await self._fan_out("Reset (rollback)", [(d, d.reset) for d in devices])
-            for e in errors:
-                self.record_error(f"rollback: {e}")
+            self._record_all(await self._fan_out("Reset (rollback)", [(d, d.reset) for d in devices]))
 
     async def _require_online(self) -> None:
-        errors = await self._fan_out("ping", [(d, d.ping) for d in self.devices], timeout=min(self.timeout_s, 1.0))
-        if errors:
+        """Every device answers a ping; an offline one is re-checked once on a new
+        connection (a proxy retries a failed device at most once a second)."""
+        if self.check_database is not None:
+            await self.check_database()
+        ping = min(self.timeout_s, 1.0)
+        errors = await fan_out("ping", [(d, d.ping) for d in self.devices], ping)
+        offline = [e for e in errors if isinstance(e, DeviceOffline | DeviceTimeout)]
+        if offline:
+            again = [d for d in self.devices if d.name in {e.device for e in offline}]
+            for d in again:
+                d.reconnect()
+            errors = await fan_out("ping", [(d, d.ping) for d in again], ping)
             offline = [e for e in errors if isinstance(e, DeviceOffline | DeviceTimeout)]
             if offline:
-                names = ", ".join(e.device or "?" for e in offline)
-                raise DeviceOffline(f"device(s) offline: {names}")
+                raise DeviceOffline(f"device(s) offline: {', '.join(e.device or '?' for e in offline)}")
+        if errors:
             raise MultiDeviceError("ping", errors)
+
+    async def _make_preparable(self) -> None:
+        """Devices left STOPPED by an interrupted run need a Reset before a new Prepare."""
+        states = await self.observer.poll_states()
+        stopped = [d for d in self.devices if states[d.name] == DeviceState.STOPPED]
+        if stopped:
+            errors = await self._fan_out("Reset (after a stopped run)", [(d, d.reset) for d in stopped])
+            if errors:
+                raise MultiDeviceError("Reset (after a stopped run)", errors)
 
     async def _erase_old_pipelines(self, keep: str) -> None:
         for r in self.receivers:
             try:
-                for uid in await self._call(r, "read pipelines", r.pipelines()):
+                for uid in await call(r, "read pipelines", r.pipelines(), self.timeout_s):
                     if uid != keep:
-                        await self._call(r, "erasePipeline", r.erase_pipeline(uid))
+                        await call(r, "erasePipeline", r.erase_pipeline(uid), self.timeout_s)
             except ConductorError as exc:
                 logger.warning("cannot erase old pipelines: %s", exc)
 
+    # -- Start, Trigger, Stop, Close, Reset -----------------------------------------------
     async def start(self) -> None:
         """Start receivers then control; on a partial failure stop the others (run FAULT)."""
-        self.check("Start")
-        self._set_run_state(RunState.STARTING)
+        self.run_state = state_machine.check(self.run_state, "Start")  # type: ignore[assignment]
+        run = self.run
+        assert run is not None
         t0 = self.clock()
-        self._rate.reset()
         errors = await self._fan_out("Start", [(r, r.start) for r in self.receivers])
         if not errors:
             errors = await self._fan_out("Start", [(self.control, self.control.start)])
         if errors:
-            for e in errors:
-                self.record_error(str(e))
-            await self._fan_out("Stop", [(d, d.stop) for d in self.devices])
-            self._set_run_state(RunState.FAULT)
+            self._record_all(errors)
+            self._record_all(await self._fan_out("Stop", [(d, d.stop) for d in self.devices]))
+            if self.run is run and self.run_state == RunState.STARTING:
+                self.transition("failed")
             raise MultiDeviceError("Start", errors)
-        self._last_change = self.clock()
-        self.timings["start_s"] = self.clock() - t0
-        self.timings["started_at"] = self.clock()
-        if self.run_state == RunState.STARTING:
-            self._set_run_state(RunState.RUNNING)
+        run.started_at = time.time()
+        run.last_change = self.clock()
+        run.rate.reset()
+        run.timings["start_s"] = self.timings["start_s"] = self.clock() - t0
+        run.timings["started"] = self.clock()
+        if self.run is run and self.run_state == RunState.STARTING:
+            self.transition("started")
 
     async def trigger(self) -> None:
         self.check("Trigger")
-        await self._call(self.control, "Trigger", self.control.trigger())
+        await call(self.control, "Trigger", self.control.trigger(), self.timeout_s)
+        self.observer.triggered()
 
     async def stop(self) -> None:
-        """Stop the run (or cancel a Prepare); a no-op when nothing runs."""
+        """Stop the run (or cancel a Prepare); when nothing runs, stop any device still running."""
         nxt = self.check("Stop")
         if nxt == state_machine.NOOP:
-            if self.system_state == SystemState.RUNNING:  # devices run without a run of ours
-                for e in await self._fan_out("Stop", [(d, d.stop) for d in self.devices]):
-                    self.record_error(str(e))
+            running = [d for d in self.devices if self.device_states[d.name] == DeviceState.RUNNING]
+            if running:
+                self._record_all(await self._fan_out("Stop", [(d, d.stop) for d in running]))
             return
         if self.run_state == RunState.PREPARING:
             self._cancel_prepare()
+            self.run_state = RunState.IDLE
             return
-        self._stop_requested = True
-        self._set_run_state(RunState.STOPPING)
-        errors = await self._fan_out("Stop", [(d, d.stop) for d in self.devices])
-        for e in errors:
-            self.record_error(str(e))
+        self.run_state = nxt  # type: ignore[assignment]
+        if self.run is not None:
+            self.run.stop_requested = True
+        self._record_all(await self._fan_out("Stop", [(d, d.stop) for d in self.devices]))
 
     def _cancel_prepare(self) -> None:
         if self._prepare_task is not None and not self._prepare_task.done():
             self._prepare_task.cancel()
-        self._set_run_state(RunState.IDLE)
 
     async def close(self) -> None:
+        """Release the prepared acquisition: the control closes, the receivers reset."""
         nxt = self.check("Close")
         if nxt == state_machine.NOOP:
             return
-        await self._call(self.control, "Close", self.control.close())
-        self._set_run_state(RunState.IDLE)
+        self.run_state = nxt  # type: ignore[assignment]
+        try:
+            calls: list[tuple[DevicePort, Callable[[], Awaitable[Any]]]] = [(self.control, self.control.close)]
+            calls += [(r, r.reset) for r in self.receivers]
+            errors = await self._fan_out("Close", calls)
+        finally:
+            if self.run_state == RunState.CLOSING:
+                self.transition("closed")
+        if errors:
+            self._record_all(errors)
+            raise MultiDeviceError("Close", errors)
 
     async def reset(self) -> None:
         """Reset every device and forget the run; errors of offline devices are reported."""
         self.check("Reset")
         if self.run_state == RunState.PREPARING:
             self._cancel_prepare()
-        self._set_run_state(RunState.RESETTING)
+        self.run_state = RunState.RESETTING
+        self.run = None  # work still under way for the old run changes nothing now
         try:
             errors = await self._fan_out("Reset", [(d, d.reset) for d in self.devices])
         finally:
             self.errors.clear()
-            self.processing = []
-            self.pipeline = None
-            self.uuid = ""
-            self._set_run_state(RunState.IDLE)
+            self.transition("reset_done")
         if errors:
-            for e in errors:
-                self.record_error(str(e))
+            self._record_all(errors)
             raise MultiDeviceError("Reset", errors)
 
-    # -- observation -----------------------------------------------------------
-    async def poll_states(self) -> dict[str, DeviceState]:
-        """Read every device's ``acq_state`` (OFFLINE if it does not answer in time)."""
-
-        async def one(d: DevicePort) -> DeviceState:
-            try:
-                return await asyncio.wait_for(d.acq_state(), self.poll_timeout_s)
-            except (ConductorError, TimeoutError, OSError, RuntimeError):
-                return DeviceState.OFFLINE
-
-        states = await asyncio.gather(*(one(d) for d in self.devices))
-        for d, s in zip(self.devices, states, strict=True):
-            if self.device_states[d.name] == DeviceState.OFFLINE and s != DeviceState.OFFLINE:
-                d.forget_cache()  # a restarted device may have a new schema
-            self.device_states[d.name] = s
-        return self.device_states
-
-    async def poll_progress(self, final: bool = False) -> Progress:
-        """Read the counters of the current run (control, receivers, processing)."""
-        if not self.uuid:
-            return self.progress
-
-        async def value(dev: Any, coro: Awaitable[T], default: T) -> T:
-            try:
-                return await asyncio.wait_for(coro, self.poll_timeout_s)
-            except (ConductorError, TimeoutError, OSError, RuntimeError):
-                return default
-
-        p = self.progress
-        if self.pipeline is not None and (self.running or final):
-            try:
-                await self.pipeline.fetch(
-                    lambda d, action, coro: self._call(d, action, coro, timeout=self.poll_timeout_s)
-                )
-            except ConductorError as exc:
-                logger.warning("reduced data fetch: %s", exc)
-        acquired, *xferred = await asyncio.gather(
-            value(self.control, self.control.nb_frames_acquired(), p.nb_frames_acquired),
-            *(value(r, r.nb_frames_xferred(), p.xferred.get(r.name, 0)) for r in self.receivers),
-        )
-        previous = [{k: v["per_receiver"].get(r.name, 0) for k, v in p.counters.items()} for r in self.receivers]
-        counters = await asyncio.gather(
-            *(value(d, d.progress_counters(), prev) for d, prev in zip(self.processing, previous, strict=False))
-        )
-        finished = await asyncio.gather(
-            *(value(d, d.is_finished(), f) for d, f in zip(self.processing, self.proc_finished, strict=True))
-        )
-        self.proc_finished = list(finished)
-        p.nb_frames_acquired = int(acquired)
-        p.xferred = {r.name: int(x) for r, x in zip(self.receivers, xferred, strict=True)}
-        p.nb_frames_xferred = sum(p.xferred.values())
-        p.counters = aggregate([(r.name, c) for r, c in zip(self.receivers, counters, strict=False)])
-        p.counters.update(aggregate([(r, {"nb_frames_xferred": v}) for r, v in p.xferred.items()]))
-        p.nb_frames_processed = p.counters.get("nb_frames_processed", {}).get("sum", 0)
-        p.nb_frames_saved = p.counters.get("nb_frames_saved", {}).get("sum", 0)
-        per_rcv = [c.get("nb_frames_processed", 0) for c in counters]
-        if self.pipeline is not None and self.pipeline.table is not None:
-            p.nb_frames_ready = self.pipeline.table.known_prefix()
-            if p.nb_frames:
-                p.nb_frames_ready = min(p.nb_frames_ready, p.nb_frames)
-        else:
-            p.nb_frames_ready = self.topology.frames_ready(per_rcv) if per_rcv else 0
-        now = self.clock()
-        p.frame_rate = self._rate.add(now, p.nb_frames_xferred) if self.running else 0.0
-        if p.key() != self._last_key:
-            self._last_key = p.key()
-            self._last_change = now
-        return p
-
+    # -- observation (one tick of the monitor) -------------------------------------------
     async def poll(self) -> None:
-        """One observation tick: states, counters, then run tracking."""
-        await self.poll_states()
-        await self.poll_progress()
-        await self.track_run()
-        self._maybe_checkpoint()
+        await self.observer.tick()
 
-    def _maybe_checkpoint(self) -> None:
-        """While running, rewrite the master file every ``checkpoint_s`` (in a thread):
-        if the conductor dies mid-run, the frames saved so far stay reachable."""
-        pipe = self.pipeline
-        if (
-            pipe is None
-            or pipe.saving is None
-            or not self.running
-            or self.clock() - self._checkpoint_at < self.checkpoint_s
-        ):
-            return
-        if self._checkpoint is not None and not self._checkpoint.done():
-            return
-        saved = self.per_receiver("nb_frames_saved")
-        if saved == self._checkpoint_saved or not any(saved):
-            return
-        self._checkpoint_at = self.clock()
-        self._checkpoint_saved = saved
-        self._checkpoint = asyncio.ensure_future(asyncio.to_thread(pipe.write_master, saved))
-        self._checkpoint.add_done_callback(
-            lambda t: t.cancelled() or t.exception() and logger.warning("master file checkpoint: %s", t.exception())
-        )
-
-    async def track_run(self) -> None:
-        """Advance the run from what was observed: end, failure, watchdog."""
-        if self.run_state not in (RunState.RUNNING, RunState.WAITING_FOR_PROC, RunState.STOPPING):
-            return
-        bad = {
-            n: s
-            for n, s in self.device_states.items()
-            if s in (DeviceState.OFFLINE, DeviceState.FAULT, DeviceState.TERMINATE)
-        }
-        if bad:
-            await self._fail_run(bad)
-            return
-        acq_done = all(s in (DeviceState.IDLE, DeviceState.STOPPED) for s in self.device_states.values())
-        proc_done = all(self.proc_finished) if self.processing else acq_done
-        if acq_done and proc_done:
-            if self.processing:
-                await self.poll_progress(final=True)  # final values and reduced data
-            if await self._finish_pipeline():
-                self._set_run_state(RunState.STOPPED if self._stop_requested else RunState.DONE)
-            self.timings["run_s"] = self.clock() - self.timings.get("started_at", self.clock())
-            return
-        if acq_done and self.run_state == RunState.RUNNING:
-            self._set_run_state(RunState.WAITING_FOR_PROC)
-        if (
-            self.run_state in (RunState.WAITING_FOR_PROC, RunState.STOPPING)
-            and self.clock() - self._last_change > self.watchdog_s
-        ):
-            self.record_error(
-                f"watchdog: no progress for {self.watchdog_s:.0f} s while {self.run_state.value}; processing never reported finished"
-            )
-            self._set_run_state(RunState.FAULT)
-
-    async def _fail_run(self, bad: dict[str, DeviceState]) -> None:
-        for name, state in bad.items():
-            detail = ""
-            rcv = next((r for r in self.receivers if r.name == name), None)
-            if state == DeviceState.FAULT and rcv is not None:
-                try:
-                    detail = await self._call(rcv, "read last_error", rcv.last_error(), timeout=self.poll_timeout_s)
-                except ConductorError:
-                    detail = ""
-            what = "is offline" if state == DeviceState.OFFLINE else f"went {state.name}"
-            self.record_error(f"{name} {what}" + (f": {_what(detail)}" if detail else ""))
-        self._set_run_state(RunState.FAULT)
-        others = [d for d in self.devices if d.name not in bad]
-        for e in await self._fan_out("Stop", [(d, d.stop) for d in others]):
-            self.record_error(str(e))
-        await self.poll_progress(final=True)
-        await self._finish_pipeline()
-
-    def per_receiver(self, counter: str) -> list[int]:
-        values = self.progress.counters.get(counter, {}).get("per_receiver", {})
-        return [int(values.get(r.name, 0)) for r in self.receivers]
-
-    async def _finish_pipeline(self) -> bool:
-        """Write the master file of the frames saved; False (run FAULT) if it fails."""
-        if self.pipeline is None or self.pipeline.saving is None:
-            return True
-        if self._checkpoint is not None:
-            await asyncio.gather(self._checkpoint, return_exceptions=True)
-            self._checkpoint = None
+    async def adopt(self, uid: str) -> None:
+        """Take over run ``uid`` found on the devices (prepared by a conductor that died,
+        or before an ``Init``): params from the devices, tracked to its end."""
+        ctl = await call(self.control, "read acq_params", self.control.acq_params(), self.timeout_s)
+        rcv0 = self.receivers[0]
+        rcv = await call(rcv0, "read acq_params", rcv0.acq_params(), self.timeout_s)
+        proc = await call(rcv0, "read proc_params", rcv0.proc_params(), self.timeout_s)
         try:
-            total, path = await asyncio.to_thread(self.pipeline.write_master, self.per_receiver("nb_frames_saved"))
-            self.master_file = path
-            self.timings["master_file_frames"] = total
-            return True
-        except ConductorError as exc:
-            self.record_error(f"master file: {exc}")
-            self._set_run_state(RunState.FAULT)
-            return False
+            spec = lima2.pipeline(str(proc.get("class_name", lima2.DEFAULT_PIPELINE)))
+        except KeyError as exc:
+            raise ParamError(str(exc.args[0])) from None
+        det_info = await call(self.control, "read det_info", self.control.det_info(), self.timeout_s)
+        run = await self._new_run(uid, spec, {"control": ctl, "receiver": rcv, "processing": proc}, det_info, True)
+        if self.run is not None or self.run_state != RunState.IDLE:
+            return  # a command got there first
+        self.run = run
+        running = any(s == DeviceState.RUNNING for s in self.device_states.values())
+        self.transition("adopted" if running else "adopted_stopped")
+        run.stop_requested = not running
+        self.note(f"adopted run {uid} found {'running' if running else 'stopped'} on the devices")
+        logger.warning("adopted run %s found on the devices", uid)
 
-    # -- pipeline services ---------------------------------------------------------------
-    def current_pipeline(self) -> RunPipeline:
-        if self.pipeline is None:
+    # -- pipeline services -----------------------------------------------------------------
+    def current_run(self) -> Run:
+        if self.run is None:
             raise NotFound("no acquisition prepared")
-        return self.pipeline
+        return self.run
 
     async def lookup(self, frame_idx: int, source: str = "frame") -> dict[str, Any]:
-        pipe = self.current_pipeline()
-        if frame_idx == -1:
-            frame_idx = await self._latest_frame()
-        return pipe.lookup(
-            frame_idx, self.per_receiver("nb_frames_processed"), self.per_receiver("nb_frames_saved"), source
-        )
-
-    async def _latest_frame(self) -> int:
-        pipe = self.current_pipeline()
-        lasts = await asyncio.gather(*(self._call(d, "read last_frames", d.last_frames()) for d in pipe.devices))
-        newest = max(int(x.get("processed_idx", -1)) for x in lasts)
-        if newest < 0:
-            raise NotFound("no frame processed yet")
-        return newest
+        """Where a frame is; ``-1`` is the newest one a processing device has."""
+        return await lookup(self.current_run(), frame_idx, source, self.poll_timeout_s)
 
     async def get_frame(self, frame_idx: int, source: str = "frame") -> tuple[str, bytes]:
-        where = await self.lookup(frame_idx, source)
-        device = self.current_pipeline().devices[where["rank"]]
-        try:
-            return await self._call(device, where["command"], device.get_frame(where["command"], where["frame_idx"]))
-        except (DeviceError, DeviceOffline, DeviceTimeout) as exc:
-            if where["hdf5"] is None:
-                raise NotFound(
-                    f"frame {where['frame_idx']} is no longer in the buffer of {where['receiver']} and was not saved ({exc.message})"
-                ) from None
-            return await asyncio.to_thread(read_saved_frame, where)
-
-    # -- views -------------------------------------------------------------------
-    def locate(self, frame_idx: int) -> tuple[int, int]:
-        return self.topology.locate(frame_idx)
+        return await get_frame(self.current_run(), frame_idx, source, self.timeout_s, self.poll_timeout_s)
 
 
-def read_saved_frame(where: dict[str, Any]) -> tuple[str, bytes]:
-    """A frame from its HDF5 file, in the Lima2 DATA_ARRAY encoding (blocking)."""
-    import h5py
-
-    from .devencoded import encode_frame
-
-    h5 = where["hdf5"]
-    with h5py.File(h5["file"], "r") as f:
-        frame = f[h5["dataset"]][h5["index"]]
-    return encode_frame(frame, where["frame_idx"])
-
-
-def _what(payload: str) -> str:
-    """The ``what`` of a Lima2 JSON error payload, or the text itself."""
+def _pipeline_of(user: dict[str, Any], overrides: dict[str, Any]) -> lima2.PipelineSpec:
+    proc = user.get("processing")
+    name = (proc.get("class_name") if isinstance(proc, dict) else None) or overrides.get("processing", {}).get(
+        "class_name", lima2.DEFAULT_PIPELINE
+    )
     try:
-        value = json.loads(payload)
-        return str(value.get("what", payload)) if isinstance(value, dict) else payload
-    except ValueError:
-        return payload
+        return lima2.pipeline(str(name))
+    except KeyError as exc:
+        raise ParamError(f"processing params $.class_name: {exc.args[0]}") from None

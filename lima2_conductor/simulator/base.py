@@ -13,6 +13,7 @@ from tango import AttrWriteType, DispLevel, GreenMode
 from tango.server import Device, attribute, device_property
 
 from ..core.errors import ParamError
+from ..core.lima2 import LIMA_ERROR_REASON, lima_error
 from ..core.params import defaults_from_schema, parse_json_object, validate
 from ..core.state import DeviceState
 from .clock import FrameClock
@@ -25,8 +26,7 @@ logger = logging.getLogger(__name__)
 def raise_lima(what: str, device: str, origin: str, **info: Any) -> NoReturn:
     """Raise a ``DevFailed`` as the Lima2 C++ devices do: reason ``LIMA_Exception``,
     ``desc`` a JSON object ``{"what", "errinfo"}``."""
-    desc = json.dumps({"what": what, "errinfo": {"device": device, **{k: str(v) for k, v in info.items()}}})
-    tango.Except.throw_exception("LIMA_Exception", desc, origin)
+    tango.Except.throw_exception(LIMA_ERROR_REASON, lima_error(what, device=device, **info), origin)
 
 
 class SimulatorDevice(Device):

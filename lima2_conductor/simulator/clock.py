@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..core.lima2 import SOFTWARE_TRIGGER
+
 
 class FrameClock:
     """Frames produced since ``start``.
@@ -30,7 +32,7 @@ class FrameClock:
 
     @property
     def software(self) -> bool:
-        return self.mode == "software"
+        return self.mode == SOFTWARE_TRIGGER
 
     def start(self) -> None:
         self.t0 = self.now()

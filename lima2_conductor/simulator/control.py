@@ -7,11 +7,11 @@ import json
 
 from tango.server import attribute, command, device_property
 
+from ..core.lima2 import PIXEL_TYPES, TRIGGER_MODES
 from ..core.state import DeviceState
 from .base import SimulatorDevice, raise_lima
 from .clock import FrameClock
 from .frames import geometry_from_params
-from .schemas import TRIGGER_MODES
 
 PLUGIN_VERSION = "simulator-1.0.0"
 
@@ -41,7 +41,7 @@ class LimaSimulatorControl(SimulatorDevice):
                 "sn": "SIM-0001",
                 "pixel_size": {"x": 75e-6, "y": 75e-6},
                 "dimensions": {"x": self.sensor_width, "y": self.sensor_height},
-                "pixel_types": ["gray8", "gray16", "gray32", "gray32f"],
+                "pixel_types": list(PIXEL_TYPES),
             }
         )
 
@@ -53,10 +53,10 @@ class LimaSimulatorControl(SimulatorDevice):
     def det_capabilities(self) -> str:
         return json.dumps(
             {
-                "trigger_modes": TRIGGER_MODES,
+                "trigger_modes": list(TRIGGER_MODES),
                 "expo_time_range": [1, 3_600_000_000],
                 "latency_time_range": [0, 3_600_000_000],
-                "pixel_types": ["gray8", "gray8s", "gray16", "gray16s", "gray32", "gray32s", "gray32f", "gray64f"],
+                "pixel_types": list(PIXEL_TYPES),
             }
         )
 

@@ -25,19 +25,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..core.lima2 import ROUND_ROBIN_DISPATCH, pixel_dtype
+
 STAMP_DIGITS = 5
 """Pixels of row 0 that carry the frame index (base 256: up to 2**40 - 1)."""
-
-PIXEL_DTYPES: dict[str, np.dtype] = {
-    "gray8": np.dtype(np.uint8),
-    "gray8s": np.dtype(np.int8),
-    "gray16": np.dtype(np.uint16),
-    "gray16s": np.dtype(np.int16),
-    "gray32": np.dtype(np.uint32),
-    "gray32s": np.dtype(np.int32),
-    "gray32f": np.dtype(np.float32),
-    "gray64f": np.dtype(np.float64),
-}
 
 
 @dataclass(frozen=True)
@@ -51,7 +42,7 @@ class FrameGeometry:
 
     @property
     def dtype(self) -> np.dtype:
-        return PIXEL_DTYPES[self.pixel_type]
+        return pixel_dtype(self.pixel_type)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -148,7 +139,7 @@ def dispatch_pattern(nb_receivers: int) -> npt.NDArray[np.int64]:
 def receiver_of(frame_idx: npt.ArrayLike, nb_receivers: int, dispatch_mode: str) -> npt.NDArray[np.int64]:
     """Rank of the receiver that gets each global frame index."""
     idx = np.asarray(frame_idx, dtype=np.int64)
-    if dispatch_mode == "round_robin":
+    if dispatch_mode == ROUND_ROBIN_DISPATCH:
         return idx % nb_receivers
     pattern = dispatch_pattern(nb_receivers)
     return pattern[idx % len(pattern)]
@@ -156,7 +147,7 @@ def receiver_of(frame_idx: npt.ArrayLike, nb_receivers: int, dispatch_mode: str)
 
 def share(rank: int, nb_receivers: int, dispatch_mode: str, start: int, stop: int) -> npt.NDArray[np.int64]:
     """Global indices in ``[start, stop)`` that receiver ``rank`` gets, in order."""
-    if dispatch_mode == "round_robin":
+    if dispatch_mode == ROUND_ROBIN_DISPATCH:
         first = start + ((rank - start) % nb_receivers)
         return np.arange(first, stop, nb_receivers, dtype=np.int64)
     idx = np.arange(start, stop, dtype=np.int64)

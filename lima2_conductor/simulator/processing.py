@@ -12,6 +12,7 @@ import tango
 from tango import DevState, GreenMode
 from tango.server import Device, attribute, command
 
+from ..core.lima2 import FRAME_IDX_GETTER
 from .base import raise_lima
 from .pipeline import FrameNotAvailable, LegacyPipeline
 
@@ -82,5 +83,5 @@ class LimaProcessingLegacy(Device):
     @command(dtype_out=tango.DevEncoded, doc_out="(recv_idx, frame_idx) rows since the last call")
     def popFrameIdx(self) -> tuple[str, bytes]:
         if not self.pipeline.frame_idx_enabled:
-            raise_lima("frame_idx_enabled is false for this pipeline", self.get_name(), "popFrameIdx")
+            raise_lima("frame_idx_enabled is false for this pipeline", self.get_name(), FRAME_IDX_GETTER)
         return self.pipeline.pop_frame_idx()

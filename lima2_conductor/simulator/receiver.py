@@ -13,6 +13,7 @@ import tango.asyncio
 from tango import AttrWriteType, DispLevel, Util
 from tango.server import attribute, command, device_property
 
+from ..core.lima2 import SOFTWARE_TRIGGER, processing_device_name
 from ..core.params import defaults_from_schema
 from ..core.state import DeviceState
 from .base import SimulatorDevice, raise_lima
@@ -84,8 +85,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
 
     # -- commands --------------------------------------------------------------
     def _processing_name(self, uuid: str) -> str:
-        domain = self.get_name().split("/")[0]
-        return f"{domain}/limaprocessing/{uuid}@{self.rank}"
+        return processing_device_name(self.get_name().split("/")[0], uuid, self.rank)
 
     @command(dtype_in=str, doc_in="Acquisition UUID")
     async def Prepare(self, uuid: str) -> None:
@@ -101,7 +101,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
         if self._proc_params["class_name"] != PROCESSING_CLASS:
             raise_lima(f"unknown processing class {self._proc_params['class_name']!r}", self.get_name(), "Prepare")
         acq, proc = self._acq_params, self._proc_params
-        if acq["acq"]["trigger_mode"] == "software" and not self.control_device:
+        if acq["acq"]["trigger_mode"] == SOFTWARE_TRIGGER and not self.control_device:
             raise_lima("software trigger needs the control_device property", self.get_name(), "Prepare")
         try:
             generator = await asyncio.to_thread(FrameGenerator, acq, self.sensor_width, self.sensor_height)
@@ -113,7 +113,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
         frame_info = json.dumps(generator.geometry.info())
 
         def create() -> None:
-            Util.instance().create_device("LimaProcessingLegacy", name)
+            Util.instance().create_device(PROCESSING_CLASS, name)
             tango.Database().put_device_property(name, {"frame_info": [frame_info]})
 
         try:
@@ -170,7 +170,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
         del self._pipelines[uuid]
         if self._current is not None and self._current.uuid == uuid:
             self._current = None
-        await asyncio.to_thread(Util.instance().delete_device, "LimaProcessingLegacy", name)
+        await asyncio.to_thread(Util.instance().delete_device, PROCESSING_CLASS, name)
         PIPELINES.pop(name.lower(), None)
 
     # -- acquisition -----------------------------------------------------------

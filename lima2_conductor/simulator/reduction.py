@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..core.reduced_data import FRAME_IDX_DTYPE, STATS_DTYPE  # noqa: F401 - re-exported: the Lima2 row dtypes
+from ..core.lima2 import FRAME_IDX_DTYPE, STATS_DTYPE  # noqa: F401 - re-exported: the Lima2 row dtypes
 
 
 @dataclass

@@ -19,21 +19,17 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
+from ..core.lima2 import data_file_name, frames_dataset
 from .frames import FrameGeometry
 
 
 def file_name(saving: dict[str, Any], file_number: int) -> str:
     """Name (not path) of file ``file_number`` of this receiver."""
-    return saving["filename_format"].format(
-        filename_prefix=saving["filename_prefix"],
-        filename_rank=saving["filename_rank"],
-        file_number=saving.get("start_number", 0) + file_number,
-        filename_suffix=saving.get("filename_suffix", ".h5"),
-    )
+    return data_file_name(saving, int(saving["filename_rank"]), file_number)
 
 
 def data_path(saving: dict[str, Any]) -> str:
-    return f"{saving['nx_entry_name']}/{saving['nx_instrument_name']}/{saving['nx_detector_name']}/data"
+    return frames_dataset(saving)
 
 
 def check_target(saving: dict[str, Any]) -> None:

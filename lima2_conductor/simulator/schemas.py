@@ -8,10 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-PIXEL_TYPES = ["gray8", "gray8s", "gray16", "gray16s", "gray32", "gray32s", "gray32f", "gray64f"]
-TRIGGER_MODES = ["internal", "software", "external", "gate"]
-DISPATCH_MODES = ["round_robin", "predictive_random"]
-PROCESSING_CLASS = "LimaProcessingLegacy"
+from ..core.lima2 import (
+    DEFAULT_FILENAME_FORMAT,
+    DEFAULT_FILENAME_SUFFIX,
+    DEFAULT_PIXEL_TYPE,
+    DISPATCH_MODES,
+    FILE_EXISTS_POLICIES,
+    INTERNAL_TRIGGER,
+    LEGACY,
+    NB_DIMENSIONS,
+    PIXEL_TYPES,
+    ROUND_ROBIN_DISPATCH,
+    TRIGGER_MODES,
+)
+
+PROCESSING_CLASS = LEGACY.class_name
 PROCESSING_VERSION = "1.0.0"
 
 
@@ -30,7 +41,7 @@ def _num(default: float, **extra: Any) -> dict[str, Any]:
     return {"type": "number", "default": default, **extra}
 
 
-def _enum(values: list[str], default: str) -> dict[str, Any]:
+def _enum(values: list[str] | tuple[str, ...], default: str) -> dict[str, Any]:
     return {"type": "string", "enum": values, "default": default}
 
 
@@ -62,7 +73,7 @@ def acq_params_schema(width: int, height: int) -> dict[str, Any]:
                         "nb_frames": _int(10, maximum=2**31 - 1, description="0 = endless, until Stop"),
                         "expo_time": _int(1000, minimum=1, maximum=3_600_000_000, description="us"),
                         "latency_time": _int(0, maximum=3_600_000_000, description="us"),
-                        "trigger_mode": _enum(TRIGGER_MODES, "internal"),
+                        "trigger_mode": _enum(TRIGGER_MODES, INTERNAL_TRIGGER),
                         "nb_frames_per_trigger": _int(1, minimum=1),
                         "acq_mode": _enum(["normal", "accumulation", "concatenation"], "normal"),
                     }
@@ -128,14 +139,14 @@ def acq_params_schema(width: int, height: int) -> dict[str, Any]:
                                         "source_speed_y": _num(0.0),
                                     }
                                 ),
-                                "pixel_type": _enum(PIXEL_TYPES, "gray16"),
+                                "pixel_type": _enum(PIXEL_TYPES, DEFAULT_PIXEL_TYPE),
                                 "nb_channels": _int(1, minimum=1, maximum=16),
                             }
                         ),
                         "nb_prefetch_frames": _int(4, minimum=1, maximum=1024),
                         "dropped_frame_idx": _int(0),
                         "failed_frame_idx": _int(0),
-                        "dispatch_mode": _enum(DISPATCH_MODES, "round_robin"),
+                        "dispatch_mode": _enum(DISPATCH_MODES, ROUND_ROBIN_DISPATCH),
                     }
                 ),
             }
@@ -151,17 +162,17 @@ def _saving() -> dict[str, Any]:
             "filename_prefix": {"type": "string", "default": "lima2", "pattern": "^[^/]+$"},
             "filename_format": {
                 "type": "string",
-                "default": "{filename_prefix}_{filename_rank}_{file_number:05d}{filename_suffix}",
+                "default": DEFAULT_FILENAME_FORMAT,
             },
-            "filename_suffix": {"type": "string", "default": ".h5"},
+            "filename_suffix": {"type": "string", "default": DEFAULT_FILENAME_SUFFIX},
             "filename_rank": _int(0),
             "start_number": _int(0),
-            "file_exists_policy": _enum(["abort", "overwrite", "append"], "abort"),
+            "file_exists_policy": _enum(FILE_EXISTS_POLICIES, "abort"),
             "nb_frames_per_file": _int(50, minimum=1),
             "nx_entry_name": {"type": "string", "default": "entry_0000", "pattern": "^[A-Za-z0-9_]+$"},
             "nx_instrument_name": {"type": "string", "default": "instrument", "pattern": "^[A-Za-z0-9_]+$"},
             "nx_detector_name": {"type": "string", "default": "detector", "pattern": "^[A-Za-z0-9_]+$"},
-            "nb_dimensions": _enum(["dim_3d_or_4d", "dim_4d"], "dim_3d_or_4d"),
+            "nb_dimensions": _enum(NB_DIMENSIONS, "dim_3d_or_4d"),
             "include_frame_idx": {"type": "boolean", "default": False},
             "compression": _enum(["none"], "none"),
         }

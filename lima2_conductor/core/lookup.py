@@ -1,0 +1,68 @@
+"""Finding a frame of a run: on which processing device, and in which file once saved.
+
+Counters cached by the monitor can be up to a poll period old; a lookup that they refuse
+is checked again against the devices' live counters before it fails, and ``-1`` (the
+newest frame) is resolved from the devices' own ``last_frames``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from .errors import DeviceError, DeviceOffline, DeviceTimeout, NotFound
+from .fanout import call
+from .pipeline import read_saved_frame
+from .progress import read_or
+from .run import Run
+
+
+async def _newest(run: Run, source: str, timeout: float) -> int:
+    """Global index of the newest frame of ``source`` on any processing device."""
+    try:
+        key = run.spec.source(source).last_key
+    except KeyError as exc:
+        raise NotFound(str(exc.args[0])) from None
+    lasts = await asyncio.gather(*(read_or(d.last_frames(), {}, timeout) for d in run.processing))
+    newest = max((int(x.get(key, -1)) for x in lasts), default=-1)
+    if newest < 0:
+        raise NotFound(f"no {source} processed yet")
+    return newest
+
+
+async def _live_processed(run: Run, timeout: float) -> list[int]:
+    counter = run.spec.progress_counter
+    cached = run.processed()
+    live = await asyncio.gather(
+        *(read_or(d.progress_counters(), {counter: c}, timeout) for d, c in zip(run.processing, cached, strict=True))
+    )
+    return [max(int(x.get(counter, 0)), c) for x, c in zip(live, cached, strict=True)]
+
+
+async def lookup(run: Run, frame_idx: int, source: str, timeout: float) -> dict[str, Any]:
+    pipe = run.pipeline
+    if frame_idx == -1:
+        newest = await _newest(run, source, timeout)
+        return pipe.lookup(newest, run.processed(), run.saved(), source, known=True)
+    try:
+        return pipe.lookup(frame_idx, run.processed(), run.saved(), source)
+    except NotFound:
+        if not run.processing:
+            raise
+        return pipe.lookup(frame_idx, await _live_processed(run, timeout), run.saved(), source)
+
+
+async def get_frame(run: Run, frame_idx: int, source: str, timeout: float, poll_timeout: float) -> tuple[str, bytes]:
+    """The frame as its processing device encodes it (passed through unchanged), or
+    from its HDF5 file when the device no longer has it."""
+    where = await lookup(run, frame_idx, source, poll_timeout)
+    device = run.pipeline.devices[where["rank"]]
+    try:
+        return await call(device, where["command"], device.get_frame(where["command"], where["frame_idx"]), timeout)
+    except (DeviceError, DeviceOffline, DeviceTimeout) as exc:
+        if where["hdf5"] is None:
+            raise NotFound(
+                f"frame {where['frame_idx']} is no longer in the buffer of {where['receiver']} and was not saved "
+                f"({exc.message})"
+            ) from None
+        return await asyncio.to_thread(read_saved_frame, where)

@@ -1,0 +1,275 @@
+"""Observation and run tracking: one tick reads the devices, updates the run's progress,
+applies the run's verdict (ended, failed, watchdog) and keeps the master file current.
+
+End-of-run work runs once per run, and any failure of it turns the run FAULT with the
+error: no exception can leave a run without a final state. Work for a run that is no
+longer the current one (Reset forgot it) changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConductorError
+from .fanout import call, fan_out
+from .lima2 import DeviceState, lima_what
+from .progress import read_or
+from .run import Run, Verdict
+from .state import RunState
+
+if TYPE_CHECKING:
+    from .system import AcquisitionSystem
+
+logger = logging.getLogger(__name__)
+TRACKED = (RunState.RUNNING, RunState.WAITING_FOR_PROC, RunState.STOPPING)
+DRAIN_S = 3.0
+"""After a device failure, how long the other receivers may go without progress while
+they finish saving, before the master file is written with what they saved."""
+FAST_POLL_S = 0.5
+"""After a Trigger, the control's frame count is watched closely for this long."""
+
+
+class Observer:
+    """The system's eyes: device states, progress, run tracking, checkpoints."""
+
+    def __init__(self, system: AcquisitionSystem, watchdog_s: float, checkpoint_s: float) -> None:
+        self.system = system
+        self.watchdog_s = watchdog_s
+        self.checkpoint_s = checkpoint_s
+        self.device_states: dict[str, DeviceState] = {d.name: DeviceState.OFFLINE for d in system.devices}
+        self.observed = False  # devices read at least once
+        self.adoption_checked = False
+        self.triggered_at = 0.0
+        self._checkpoint: asyncio.Task[Any] | None = None
+        self._checkpoint_at = 0.0
+        self._checkpoint_saved: list[int] = []
+        self._draining: Run | None = None
+
+    def triggered(self) -> None:
+        self.triggered_at = time.monotonic()
+
+    @property
+    def fast(self) -> bool:
+        """True shortly after a Trigger: the monitor polls the control closely."""
+        return time.monotonic() - self.triggered_at < FAST_POLL_S
+
+    # -- one tick ------------------------------------------------------------------------
+    async def tick(self) -> None:
+        s = self.system
+        before = dict(self.device_states)
+        await self.poll_states()
+        if (
+            before.get(s.control.name) == DeviceState.OFFLINE
+            and self.device_states[s.control.name] != DeviceState.OFFLINE
+        ):
+            s.detector.forget()
+        if s.detector.due():
+            await s.detector.refresh(s.control, s.poll_timeout_s)
+        if not self.adoption_checked and not s.offline_devices():
+            self.adoption_checked = True
+            await self.adopt_if_running()
+        run = s.run
+        if run is not None and (s.running or run is self._draining):
+            await self.poll_progress(run)
+            await self.track(run)
+            self.checkpoint(run)
+        self.observed = True
+
+    async def poll_states(self) -> dict[str, DeviceState]:
+        """Read every device's ``acq_state`` (OFFLINE if it does not answer in time)."""
+        s = self.system
+
+        async def one(d: Any) -> DeviceState:
+            try:
+                return DeviceState(await asyncio.wait_for(d.acq_state(), s.poll_timeout_s))
+            except (ConductorError, TimeoutError):
+                return DeviceState.OFFLINE
+
+        states = await asyncio.gather(*(one(d) for d in s.devices))
+        for d, st in zip(s.devices, states, strict=True):
+            if self.device_states[d.name] == DeviceState.OFFLINE and st != DeviceState.OFFLINE:
+                d.forget_cache()  # a restarted device may have a new schema
+            self.device_states[d.name] = st
+        return self.device_states
+
+    async def poll_progress(self, run: Run, final: bool = False) -> None:
+        """Read the counters of ``run`` (control, receivers, processing) and its reduced data."""
+        s = self.system
+        t = s.poll_timeout_s
+        try:
+            await run.pipeline.fetch(lambda d, action, coro: call(d, action, coro, t))
+        except ConductorError as exc:
+            logger.warning("reduced data fetch: %s", exc)
+        p = run.progress
+        acquired, *xferred = await asyncio.gather(
+            read_or(s.control.nb_frames_acquired(), p.nb_frames_acquired, t),
+            *(read_or(r.nb_frames_xferred(), p.per_receiver("nb_frames_xferred", [r.name])[0], t) for r in s.receivers),
+        )
+        previous = [{k: v["per_receiver"].get(r, 0) for k, v in p.counters.items()} for r in run.receivers]
+        counters, finished = await asyncio.gather(
+            asyncio.gather(
+                *(read_or(d.progress_counters(), prev, t) for d, prev in zip(run.processing, previous, strict=True))
+            ),
+            asyncio.gather(
+                *(read_or(d.is_finished(), f, t) for d, f in zip(run.processing, run.proc_finished, strict=True))
+            ),
+        )
+        new = p.with_counters(
+            acquired,
+            dict(zip(run.receivers, xferred, strict=True)),
+            list(zip(run.receivers, counters, strict=True)),
+            run.spec.progress_counter,
+            run.spec.saved_counter,
+        )
+        processed = new.per_receiver(run.spec.progress_counter, run.receivers)
+        ready = run.pipeline.locator.frames_ready(processed)
+        if run.nb_frames:
+            ready = min(ready, run.nb_frames)
+        now = s.clock()
+        rate = run.rate.add(now, new.nb_frames_xferred) if s.running else 0.0
+        if s.run is run:
+            run.observe(replace(new, nb_frames_ready=ready, frame_rate=rate), list(finished), now)
+
+    # -- run tracking -------------------------------------------------------------------
+    async def track(self, run: Run) -> None:
+        """Advance ``run`` from what was observed: end, failure, watchdog."""
+        s = self.system
+        if run is self._draining:
+            await self._drain(run)
+            return
+        if s.run_state not in TRACKED or run.ending:
+            return
+        waiting = s.run_state in (RunState.WAITING_FOR_PROC, RunState.STOPPING)
+        verdict = run.verdict(self.device_states, s.clock(), self.watchdog_s, waiting)
+        if verdict == Verdict.DEVICE_FAILED:
+            await self._fail(run)
+        elif verdict == Verdict.ENDED:
+            await self._end(run)
+        elif verdict == Verdict.WATCHDOG:
+            s.record_error(
+                f"watchdog: no progress for {self.watchdog_s:.0f} s while {s.run_state.value}; "
+                "processing never reported finished"
+            )
+            s.transition("watchdog")
+            run.ending = True
+            await self._write_master(run)
+        elif verdict == Verdict.ACQUISITION_ENDED and s.run_state == RunState.RUNNING:
+            s.transition("acquisition_ended")
+
+    async def _end(self, run: Run) -> None:
+        s = self.system
+        run.ending = True
+        if run.processing:
+            await self.poll_progress(run, final=True)  # final values and reduced data
+        ok = await self._write_master(run)
+        if s.run is not run:
+            return
+        run.timings["run_s"] = s.clock() - run.timings.get("started", s.clock())
+        if ok:  # a failed write has already failed the run
+            s.transition("finished")
+
+    async def _fail(self, run: Run) -> None:
+        """A device failed: name it, fail the run, stop the others, then let them drain."""
+        s = self.system
+        bad = run.bad_devices(self.device_states)
+        for name, state in bad.items():
+            detail = ""
+            device = next((d for d in s.receivers if d.name == name), None)
+            if state == DeviceState.FAULT and device is not None:
+                try:
+                    detail = lima_what(await call(device, "read last_error", device.last_error(), s.poll_timeout_s))
+                except ConductorError:
+                    detail = ""
+            what = "is offline" if state == DeviceState.OFFLINE else f"went {state.name}"
+            s.record_error(f"{name} {what}" + (f": {detail}" if detail else ""))
+        s.transition("failed")
+        others = [d for d in s.devices if d.name not in bad]
+        for e in await fan_out("Stop", [(d, d.stop) for d in others], s.timeout_s):
+            s.record_error(str(e))
+        self._draining = run
+        run.last_change = s.clock()
+
+    async def _drain(self, run: Run) -> None:
+        """After a failure: once the healthy receivers have ended and finished processing
+        (or made no progress for ``DRAIN_S``), write the master file of what they saved."""
+        s = self.system
+        healthy = [
+            i
+            for i, r in enumerate(run.receivers)
+            if self.device_states.get(r) not in (DeviceState.OFFLINE, DeviceState.FAULT)
+        ]
+        ended = all(self.device_states.get(r) != DeviceState.RUNNING for r in run.receivers)
+        finished = all(run.proc_finished[i] for i in healthy if i < len(run.proc_finished))
+        if (ended and finished) or s.clock() - run.last_change > DRAIN_S:
+            self._draining = None
+            run.ending = True
+            await self._write_master(run)
+
+    async def _write_master(self, run: Run) -> bool:
+        """Write the master file(s) of the frames saved; on any failure record it, turn the
+        run FAULT (if it still is the current one) and return False."""
+        s = self.system
+        if run.pipeline.saving is None:
+            return True
+        if self._checkpoint is not None:
+            await asyncio.gather(self._checkpoint, return_exceptions=True)
+            self._checkpoint = None
+        try:
+            total, path = await asyncio.to_thread(run.pipeline.write_master, run.saved())
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the run gets a final state
+            if s.run is run:
+                s.record_error(f"master file: {exc}")
+                if s.run_state in TRACKED:
+                    s.transition("failed")
+            else:
+                logger.warning("master file of a forgotten run: %s", exc)
+            return False
+        run.master_file = path
+        run.timings["master_file_frames"] = total
+        return True
+
+    def checkpoint(self, run: Run) -> None:
+        """While running, rewrite the master file every ``checkpoint_s`` (in a thread): if
+        the conductor dies mid-run, the frames saved so far stay reachable."""
+        s = self.system
+        if run.pipeline.saving is None or not s.running or run.ending:
+            return
+        if s.clock() - self._checkpoint_at < self.checkpoint_s:
+            return
+        if self._checkpoint is not None and not self._checkpoint.done():
+            return
+        saved = run.saved()
+        if saved == self._checkpoint_saved or not any(saved):
+            return
+        self._checkpoint_at = s.clock()
+        self._checkpoint_saved = saved
+        self._checkpoint = asyncio.ensure_future(asyncio.to_thread(run.pipeline.write_master, saved))
+        self._checkpoint.add_done_callback(
+            lambda t: (
+                t.cancelled() or t.exception() is None or logger.warning("master file checkpoint: %s", t.exception())
+            )
+        )
+
+    # -- adoption -----------------------------------------------------------------------
+    async def adopt_if_running(self) -> None:
+        """At start-up (or after Init): a run found running or stopped on the devices,
+        with a pipeline this conductor did not prepare, is adopted, not forgotten."""
+        s = self.system
+        states = set(self.device_states.values())
+        if s.run is not None or s.run_state != RunState.IDLE or not states & {DeviceState.RUNNING, DeviceState.STOPPED}:
+            return
+        try:
+            held = [set(await call(r, "read pipelines", r.pipelines(), s.timeout_s)) for r in s.receivers]
+            common = set.intersection(*held) if held else set()
+            if not common:
+                return
+            first = await call(s.receivers[0], "read pipelines", s.receivers[0].pipelines(), s.timeout_s)
+            uid = [u for u in first if u in common][-1]
+            await s.adopt(uid)
+        except ConductorError as exc:
+            s.note(f"could not adopt the run found on the devices: {exc}")
+            logger.warning("adoption failed: %s", exc)

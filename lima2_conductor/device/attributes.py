@@ -1,0 +1,449 @@
+"""The conductor's attributes, declared from one spec list.
+
+Read-only attributes read the device's current :class:`~lima2_conductor.core.view.ConductorView`
+(one snapshot per monitor tick), so adding one is one line here. Every one has a label, a
+description, a unit and format where it has them, and change events (pushed by the
+device's publisher when the value changes). The memorized settings (``acq_*``,
+``saving_*``) come from one factory too; bad values are ``PARAM_ERROR``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import tango
+from tango import AttrWriteType, DispLevel
+from tango.server import attribute
+
+from ..core.lima2 import TRIGGER_MODES
+from ..core.state import RunState, SystemState
+from ..core.view import ConductorView
+
+JSON = "JSON"
+
+
+@dataclass(frozen=True)
+class ViewAttr:
+    """One read-only attribute computed from the view."""
+
+    name: str
+    dtype: Any
+    read: Callable[[ConductorView], Any]
+    label: str
+    doc: str
+    unit: str = ""
+    format: str = ""
+    expert: bool = False
+    max_dim_x: int = 0
+    enum_labels: list[str] = field(default_factory=list)
+
+    def declare(self) -> attribute:
+        async def fget(device: Any) -> Any:
+            return self.read(device.view)
+
+        kwargs: dict[str, Any] = {
+            "name": self.name,
+            "dtype": self.dtype,
+            "fget": fget,
+            "label": self.label,
+            "doc": self.doc,
+            "unit": self.unit,
+            "display_level": DispLevel.EXPERT if self.expert else DispLevel.OPERATOR,
+        }
+        if self.format:
+            kwargs["format"] = self.format
+        if self.max_dim_x:
+            kwargs["max_dim_x"] = self.max_dim_x
+        if self.enum_labels:
+            kwargs["enum_labels"] = self.enum_labels
+        return attribute(**kwargs)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _det(v: ConductorView, name: str) -> dict[str, Any]:
+    return v.detector.get(name, {})
+
+
+def _acq_status(v: ConductorView) -> str:
+    """Lima1's ``acq_status`` words."""
+    if v.tango_state == "FAULT":
+        return "Fault"
+    if v.running:
+        return "Running"
+    if v.run_state in (RunState.PREPARING, RunState.STARTING, RunState.RESETTING, RunState.CLOSING):
+        return "Configuration"
+    return "Ready"
+
+
+FRAMES = "frames"
+VIEW_ATTRS: list[ViewAttr] = [
+    # -- state
+    ViewAttr(
+        "acq_state",
+        tango.DevEnum,
+        lambda v: int(v.system_state),
+        "System state",
+        "System state derived from the devices' acq_state",
+        enum_labels=[s.name for s in SystemState],
+    ),
+    ViewAttr(
+        "run_state",
+        str,
+        lambda v: v.run_state.value,
+        "Run state",
+        "The conductor's run state: IDLE, PREPARING, PREPARED, STARTING, RUNNING, WAITING_FOR_PROC, "
+        "STOPPING, CLOSING, DONE, STOPPED, FAULT, RESETTING",
+    ),
+    ViewAttr(
+        "acq_status",
+        str,
+        _acq_status,
+        "Acquisition status",
+        "Lima1-style status: Ready, Configuration, Running or Fault",
+    ),
+    ViewAttr("running", bool, lambda v: v.running, "Running", "True while an acquisition runs"),
+    ViewAttr("failed", bool, lambda v: v.failed, "Failed", "True when the current run failed"),
+    ViewAttr("acq_uuid", str, lambda v: v.uuid, "Acquisition UUID", "UUID of the current acquisition, empty if none"),
+    ViewAttr("last_error", str, lambda v: v.last_error, "Last error", "Last error, empty if none"),
+    ViewAttr(
+        "errors", (str,), lambda v: list(v.errors), "Errors", "Errors of the current run, oldest first", max_dim_x=64
+    ),
+    ViewAttr(
+        "device_states",
+        str,
+        lambda v: _json(v.device_states),
+        "Device states",
+        "JSON: device name -> acq_state name (OFFLINE if unreachable)",
+        expert=True,
+    ),
+    # -- progress
+    ViewAttr(
+        "nb_frames",
+        int,
+        lambda v: v.progress.nb_frames,
+        "Frames requested",
+        "Frames requested by the current run (0 = endless)",
+        FRAMES,
+        "%d",
+    ),
+    ViewAttr(
+        "nb_frames_acquired",
+        int,
+        lambda v: v.progress.nb_frames_acquired,
+        "Frames acquired",
+        "Frames acquired by the detector (control device)",
+        FRAMES,
+        "%d",
+    ),
+    ViewAttr(
+        "nb_frames_xferred",
+        int,
+        lambda v: v.progress.nb_frames_xferred,
+        "Frames transferred",
+        "Frames transferred, summed over receivers",
+        FRAMES,
+        "%d",
+    ),
+    ViewAttr(
+        "nb_frames_processed",
+        int,
+        lambda v: v.progress.nb_frames_processed,
+        "Frames processed",
+        "Frames processed, summed over receivers (the pipeline's progress indicator)",
+        FRAMES,
+        "%d",
+    ),
+    ViewAttr(
+        "nb_frames_saved",
+        int,
+        lambda v: v.progress.nb_frames_saved,
+        "Frames saved",
+        "Frames saved, summed over receivers",
+        FRAMES,
+        "%d",
+    ),
+    ViewAttr(
+        "nb_frames_ready",
+        int,
+        lambda v: v.progress.nb_frames_ready,
+        "Frames ready",
+        "Length of the contiguous prefix of processed frames, in global order",
+        FRAMES,
+        "%d",
+    ),
+    ViewAttr(
+        "last_image_saved",
+        int,
+        lambda v: v.frames_saved_ready - 1,
+        "Last image saved",
+        "Lima1 name: global index of the last frame of the contiguous saved prefix, -1 if none",
+        "",
+        "%d",
+    ),
+    ViewAttr(
+        "progress_counters",
+        str,
+        lambda v: _json(v.progress.counters),
+        "Progress counters",
+        "JSON: every counter with sum, min, max and per-receiver values",
+        expert=True,
+    ),
+    ViewAttr(
+        "frame_rate",
+        float,
+        lambda v: round(v.progress.frame_rate, 3),
+        "Frame rate",
+        "Measured transfer rate",
+        "Hz",
+        "%.1f",
+    ),
+    # -- detector
+    ViewAttr(
+        "det_info",
+        str,
+        lambda v: _json(_det(v, "det_info")),
+        "Detector info",
+        "Detector information (JSON, from the control device)",
+        expert=True,
+    ),
+    ViewAttr(
+        "det_status",
+        str,
+        lambda v: _json(_det(v, "det_status")),
+        "Detector status",
+        "Detector status (JSON, refreshed every second)",
+        expert=True,
+    ),
+    ViewAttr(
+        "det_capabilities",
+        str,
+        lambda v: _json(_det(v, "det_capabilities")),
+        "Detector capabilities",
+        "Detector capabilities (JSON: trigger modes, time ranges...)",
+        expert=True,
+    ),
+    ViewAttr(
+        "det_plugin", str, lambda v: str(_det(v, "det_info").get("plugin", "")), "Detector plugin", "Detector plugin"
+    ),
+    ViewAttr("det_model", str, lambda v: str(_det(v, "det_info").get("model", "")), "Detector model", "Detector model"),
+    ViewAttr(
+        "det_width",
+        int,
+        lambda v: int(_det(v, "det_info").get("dimensions", {}).get("x", 0)),
+        "Width",
+        "Sensor width",
+        "px",
+        "%d",
+    ),
+    ViewAttr(
+        "det_height",
+        int,
+        lambda v: int(_det(v, "det_info").get("dimensions", {}).get("y", 0)),
+        "Height",
+        "Sensor height",
+        "px",
+        "%d",
+    ),
+    ViewAttr(
+        "det_pixel_type",
+        str,
+        lambda v: v.pixel_type,
+        "Pixel type",
+        "Pixel type of the current run's frames (the detector's when no run is prepared)",
+    ),
+    ViewAttr(
+        "det_pixel_size",
+        (float,),
+        lambda v: [float(_det(v, "det_info").get("pixel_size", {}).get(k, 0.0)) for k in ("x", "y")],
+        "Pixel size",
+        "Pixel size (x, y)",
+        "m",
+        "%.3e",
+        max_dim_x=2,
+    ),
+    # -- pipeline
+    ViewAttr(
+        "processing_class",
+        str,
+        lambda v: v.processing_class,
+        "Processing class",
+        "Processing class of the current pipeline",
+    ),
+    ViewAttr(
+        "frame_channels",
+        str,
+        lambda v: _json(v.frame_channels),
+        "Frame sources",
+        "JSON: frame sources with their getter, shape (channels, height, width), pixel type, saved",
+        expert=True,
+    ),
+    ViewAttr(
+        "reduced_data_channels",
+        str,
+        lambda v: _json(v.reduced_data_channels),
+        "Reduced data channels",
+        "JSON: reduced data channels (count, row dtype, shapes, frames ready)",
+        expert=True,
+    ),
+    ViewAttr(
+        "reduced_data_ready",
+        int,
+        lambda v: v.reduced_data_ready,
+        "Reduced data ready",
+        "Frames whose reduced data is available in every channel",
+        FRAMES,
+        "%d",
+    ),
+    ViewAttr(
+        "master_files",
+        str,
+        lambda v: _json(v.master_files),
+        "Master files",
+        "JSON: frame source -> [master file, dataset path]",
+        expert=True,
+    ),
+    ViewAttr(
+        "pipeline_running",
+        bool,
+        lambda v: v.running and bool(v.uuid),
+        "Pipeline running",
+        "True while the processing pipeline of the current run is active",
+    ),
+]
+
+
+# -- memorized settings -------------------------------------------------------------------
+def _positive(v: float) -> str:
+    return "" if math.isfinite(v) and v > 0 else f"must be a finite number > 0 s, not {v}"
+
+
+def _not_negative(v: float) -> str:
+    return "" if math.isfinite(v) and v >= 0 else f"must be a finite number >= 0 s, not {v}"
+
+
+def _file_name(v: str) -> str:
+    bad = not v or "/" in v or any(ord(c) < 32 for c in v)
+    return f"{v!r} must be a non-empty file name (no '/', no control characters)" if bad else ""
+
+
+def _directory(v: str) -> str:
+    return f"{v!r} must be a path without control characters" if any(ord(c) < 32 for c in v) else ""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A memorized read/write attribute that fills the defaults of the next Prepare."""
+
+    name: str
+    dtype: Any
+    default: Any
+    label: str
+    doc: str
+    unit: str = ""
+    format: str = ""
+    check: Callable[[Any], str] = lambda v: ""
+    enum_labels: list[str] = field(default_factory=list)
+    alias_of: str = ""  # a Lima1 name for another setting
+
+    @property
+    def key(self) -> str:
+        return self.alias_of or self.name
+
+    def declare(self) -> attribute:
+        key, check, cast = self.key, self.check, _cast(self.dtype)
+
+        async def fget(device: Any) -> Any:
+            return device.settings[key]
+
+        async def fset(device: Any, value: Any) -> None:
+            device.change_setting(key, cast(value), check(cast(value)))
+
+        kwargs: dict[str, Any] = {
+            "name": self.name,
+            "dtype": self.dtype,
+            "access": AttrWriteType.READ_WRITE,
+            "memorized": not self.alias_of,
+            "hw_memorized": not self.alias_of,
+            "fget": fget,
+            "fset": fset,
+            "label": self.label,
+            "doc": self.doc + (f" (Lima1 name of {self.alias_of})" if self.alias_of else ""),
+            "unit": self.unit,
+        }
+        if self.format:
+            kwargs["format"] = self.format
+        if self.enum_labels:
+            kwargs["enum_labels"] = self.enum_labels
+        return attribute(**kwargs)
+
+
+def _cast(dtype: Any) -> Callable[[Any], Any]:
+    return {int: int, float: float, bool: bool, str: str}.get(dtype, int)
+
+
+SETTINGS: list[Setting] = [
+    Setting(
+        "acq_nb_frames",
+        int,
+        10,
+        "Frames",
+        "Frames of the next Prepare (0 = endless, until Stop); >= 0",
+        FRAMES,
+        "%d",
+        lambda v: "" if v >= 0 else "must be >= 0 (0 = endless)",
+    ),
+    Setting(
+        "acq_expo_time", float, 0.001, "Exposure time", "Exposure time of the next Prepare; > 0", "s", "%.6f", _positive
+    ),
+    Setting(
+        "acq_latency_time",
+        float,
+        0.0,
+        "Latency time",
+        "Latency time of the next Prepare; >= 0",
+        "s",
+        "%.6f",
+        _not_negative,
+    ),
+    Setting(
+        "acq_trigger_mode",
+        tango.DevEnum,
+        0,
+        "Trigger mode",
+        "Trigger mode of the next Prepare",
+        check=lambda v: "" if 0 <= v < len(TRIGGER_MODES) else f"must be 0..{len(TRIGGER_MODES) - 1}",
+        enum_labels=[m.upper() for m in TRIGGER_MODES],
+    ),
+    Setting("saving_enabled", bool, False, "Saving", "Save frames in the next acquisition"),
+    Setting("saving_directory", str, "/tmp", "Saving directory", "Directory of the saved files", check=_directory),
+    Setting("saving_prefix", str, "lima2", "Saving prefix", "File name prefix of the saved files", check=_file_name),
+    Setting(
+        "latency_time",
+        float,
+        0.0,
+        "Latency time",
+        "Latency time of the next Prepare; >= 0",
+        "s",
+        "%.6f",
+        _not_negative,
+        alias_of="acq_latency_time",
+    ),
+]
+SETTING_NAMES = [s.name for s in SETTINGS if not s.alias_of]
+
+
+def namespace() -> dict[str, attribute]:
+    """Every spec'd attribute, by name, to put in the device class body."""
+    out = {a.name: a.declare() for a in VIEW_ATTRS}
+    out.update({s.name: s.declare() for s in SETTINGS})
+    return out
+
+
+EVENT_ATTRS = [a.name for a in VIEW_ATTRS] + [s.name for s in SETTINGS]

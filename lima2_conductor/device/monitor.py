@@ -1,0 +1,153 @@
+"""The device's monitor: the only task that talks to the Lima2 devices periodically.
+
+Each tick observes the system, makes a new snapshot and pushes change events for what
+changed (from the event loop: never from another thread). The period is
+``progress_event_period_ms`` while a run is active and 100 ms otherwise; right after a
+Trigger the control's frame count is followed closely, so a software-triggered scan sees
+its frame within a millisecond or two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy
+
+from ..core.devencoded import decode_frame
+from ..core.errors import ConductorError
+from .attributes import SETTINGS, VIEW_ATTRS
+
+if TYPE_CHECKING:
+    from .conductor import Lima2Conductor
+
+logger = logging.getLogger(__name__)
+IDLE_PERIOD_S = 0.1
+TRIGGER_POLL_S = 0.001
+
+
+class Monitor:
+    def __init__(self, device: Lima2Conductor) -> None:
+        self.device = device
+        self.observed = False
+        self.ticks = 0
+        self.tick_time_s = 0.0
+        self._pushed: dict[str, Any] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._follow: asyncio.Task[None] | None = None
+        self._image_at = 0.0
+        self._image_run = ""
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._loop())
+
+    async def stop(self) -> None:
+        for task in (self._task, self._follow):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (self._task, self._follow) if t is not None), return_exceptions=True)
+
+    def stats(self) -> dict[str, Any]:
+        return {"ticks": self.ticks, "mean_tick_ms": 1000 * self.tick_time_s / max(1, self.ticks)}
+
+    # -- the loop --------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        device = self.device
+        system = device.core
+        while True:
+            t0 = time.monotonic()
+            try:
+                await system.poll()
+                self.observed = self.observed or system.observer.observed
+                device.refresh_view()
+                await self._refresh_image()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the monitor never dies
+                logger.error("monitor tick failed: %s", traceback.format_exc())
+            spent = time.monotonic() - t0
+            self.ticks += 1
+            self.tick_time_s += spent
+            period = device.progress_event_period_ms / 1000 if system.running else IDLE_PERIOD_S
+            await asyncio.sleep(max(0.005, period - spent))
+
+    # -- events ---------------------------------------------------------------------------
+    def _push(self, name: str, value: Any) -> None:
+        previous = self._pushed.get(name, self)
+        if previous is self or previous != value:
+            self._pushed[name] = value
+            if name in ("State", "Status"):
+                self.device.push_change_event(name)
+            else:
+                self.device.push_change_event(name, value)
+
+    def publish(self) -> None:
+        """Push change events for every attribute whose value changed."""
+        view = self.device.view
+        self._push("State", view.tango_state)
+        self._push("Status", view.status)
+        for spec in VIEW_ATTRS:
+            self._push(spec.name, spec.read(view))
+
+    def publish_settings(self) -> None:
+        for s in SETTINGS:
+            self._push(s.name, self.device.settings[s.key])
+
+    # -- software trigger -------------------------------------------------------------------
+    def follow_trigger(self) -> None:
+        """Watch the control's frame count closely until the triggered frame is acquired."""
+        if self._follow is None or self._follow.done():
+            self._follow = asyncio.ensure_future(self._follow_trigger())
+
+    async def _follow_trigger(self) -> None:
+        system = self.device.core
+        run = system.run
+        if run is None:
+            return
+        target = run.progress.nb_frames_acquired + 1
+        expo = run.params["control"]["acq"].get("expo_time", 0) / 1e6
+        deadline = time.monotonic() + expo + 1.0
+        while time.monotonic() < deadline and system.run is run:
+            try:
+                n = int(await asyncio.wait_for(system.control.nb_frames_acquired(), system.poll_timeout_s))
+            except (ConductorError, TimeoutError):
+                return
+            if n >= target:
+                if n > run.progress.nb_frames_acquired:
+                    run.progress = replace(run.progress, nb_frames_acquired=n)
+                    self.device.refresh_view()
+                return
+            await asyncio.sleep(TRIGGER_POLL_S)
+
+    # -- live image -------------------------------------------------------------------------
+    async def _refresh_image(self) -> None:
+        """The newest processed frame, at most every ``image_period_ms`` while running and
+        once more when the run has ended (so that it ends at the run's last frame)."""
+        device = self.device
+        system = device.core
+        run = system.run
+        if run is None or run.progress.nb_frames_processed == 0:
+            return
+        now = time.monotonic()
+        if system.running:
+            if now - self._image_at < device.image_period_ms / 1000:
+                return
+        elif self._image_run == run.uuid:
+            return  # the final image of this run is already there
+        else:
+            self._image_run = run.uuid
+        self._image_at = now
+        try:
+            frame, idx = decode_frame(await system.get_frame(-1))
+        except (ConductorError, ValueError) as exc:  # a live view is best effort
+            logger.debug("last_image: %s", exc)
+            return
+        if idx != device.image_idx:
+            device.image = frame[0].astype(numpy.float32)
+            device.image_idx = int(idx)
+            device.push_change_event("last_image", device.image)
+            device.push_change_event("last_image_ready", device.image_idx)

@@ -1,0 +1,317 @@
+"""``AcquisitionSystem`` against in-memory fakes: commands, run tracking, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lima2_conductor.core.devencoded import decode_frame
+from lima2_conductor.core.errors import (
+    DeviceError,
+    DeviceOffline,
+    MultiDeviceError,
+    NotFound,
+    OperationNotAllowed,
+    ParamError,
+)
+from lima2_conductor.core.lima2 import DeviceState as D
+from lima2_conductor.core.state import RunState
+from lima2_conductor.core.topology import MAX_DYNAMIC_FRAMES, DynamicDispatch
+from tests.fakes import FakeSystem
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_prepare_rolls_back_the_devices_that_prepared() -> None:
+    async def scenario() -> None:
+        f = FakeSystem()
+        f.rcvs[1].fail["prepare"] = DeviceError("no way", "rcv1")
+        with pytest.raises(MultiDeviceError) as info:
+            await f.system.prepare({})
+        assert info.value.reason == "DEVICE_ERROR" and "rcv1" in str(info.value)
+        assert f.ctl.calls[-1] == "reset" and f.rcvs[0].calls[-1] == "reset" and "reset" not in f.rcvs[1].calls
+        assert f.system.run_state == RunState.IDLE
+        assert "rcv1" in f.system.last_error  # a refused Prepare leaves a trace
+
+    run(scenario())
+
+
+def test_offline_device_is_rechecked_once_then_fails_prepare_before_any_write() -> None:
+    async def scenario() -> None:
+        f = FakeSystem()
+        f.rcvs[0].offline = True
+        with pytest.raises(DeviceOffline, match="rcv0"):
+            await f.system.prepare({})
+        assert "reconnect" in f.rcvs[0].calls and f.rcvs[0].calls.count("ping") == 2
+        assert "prepare" not in f.ctl.calls and "prepare" not in f.rcvs[1].calls
+
+    run(scenario())
+
+
+def test_second_prepare_is_rejected_and_stop_cancels() -> None:
+    async def scenario() -> None:
+        f = FakeSystem()
+        f.rcvs[0].delay["prepare"] = 5
+        first = asyncio.ensure_future(f.system.prepare({}))
+        while "prepare" not in f.rcvs[0].calls:  # the first Prepare reached the slow receiver
+            await asyncio.sleep(0)
+        with pytest.raises(OperationNotAllowed):
+            await f.system.prepare({})
+        await f.system.stop()
+        with pytest.raises(OperationNotAllowed, match="cancelled"):
+            await first
+        assert f.system.run_state == RunState.IDLE
+        assert "reset" in f.ctl.calls  # the control had prepared: rolled back
+
+    run(scenario())
+
+
+def test_run_done_fault_and_watchdog() -> None:
+    async def scenario() -> None:
+        now = [1000.0]
+        f = FakeSystem(clock=lambda: now[0])
+        s = f.system
+        await s.prepare({})
+        await s.start()
+        assert s.run_state == RunState.RUNNING
+        for d in f.devices:
+            d.state = D.IDLE
+        await s.poll()
+        assert s.run_state == RunState.WAITING_FOR_PROC
+        for p in f.procs:
+            p.finished = True
+        await s.poll()
+        assert s.run_state == RunState.DONE
+        # receiver FAULT mid-run: failed, others stopped once
+        await s.prepare({})
+        await s.start()
+        f.rcvs[1].state = D.FAULT
+        await s.poll()
+        assert s.run_state == RunState.FAULT
+        assert "rcv1 went FAULT: boom" in s.errors[0]
+        assert f.rcvs[0].calls[-1] == "stop" and f.ctl.calls[-1] == "stop"
+        await s.reset()
+        # processing never finishes: the watchdog ends the run
+        for p in f.procs:
+            p.finished = False
+        await s.prepare({})
+        await s.start()
+        for d in f.devices:
+            d.state = D.IDLE
+        await s.poll()
+        now[0] += 29.0
+        await s.poll()
+        assert s.run_state == RunState.WAITING_FOR_PROC  # not yet
+        now[0] += 2.0
+        await s.poll()
+        assert s.run_state == RunState.FAULT and "watchdog" in s.errors[0]
+
+    run(scenario())
+
+
+def test_start_failure_stops_the_others() -> None:
+    async def scenario() -> None:
+        f = FakeSystem()
+        await f.system.prepare({})
+        f.ctl.fail["start"] = DeviceError("detector says no", "ctl")
+        with pytest.raises(MultiDeviceError):
+            await f.system.start()
+        assert f.system.run_state == RunState.FAULT
+        assert all(r.calls[-1] == "stop" for r in f.rcvs)
+
+    run(scenario())
+
+
+def test_dynamic_dispatch_refuses_a_frame_table_beyond_budget() -> None:
+    async def scenario() -> None:
+        f = FakeSystem(topology=DynamicDispatch(2))
+        with pytest.raises(ParamError, match="nb_frames"):
+            await f.system.prepare({"control": {"acq": {"nb_frames": MAX_DYNAMIC_FRAMES + 1}}})
+        assert "prepare" not in f.ctl.calls and f.system.run_state == RunState.IDLE
+
+    run(scenario())
+
+
+def test_a_master_file_failure_of_any_kind_ends_the_run_once(tmp_path: Path, monkeypatch: Any) -> None:
+    """A ValueError from h5py (not an OSError) must not wedge the run."""
+
+    async def scenario() -> None:
+        f = FakeSystem()
+        s = f.system
+        await s.prepare({"processing": {"saving": {"enabled": True, "base_path": str(tmp_path)}}})
+        await s.start()
+        calls = []
+
+        def broken(*args: Any) -> Any:
+            calls.append(args)
+            raise ValueError("embedded null character")
+
+        monkeypatch.setattr("lima2_conductor.core.master_file.write", broken)
+        f.end_acquisition(5, saved=True)
+        await s.poll()
+        assert s.run_state == RunState.FAULT and "master file" in s.last_error
+        for _ in range(3):
+            await s.poll()
+        assert len(calls) == 1  # attempted once, not per tick
+        await s.reset()
+        assert s.run_state == RunState.IDLE
+
+    run(scenario())
+
+
+def test_prepare_after_a_stopped_run_resets_the_stopped_devices() -> None:
+    async def scenario() -> None:
+        f = FakeSystem()
+        s = f.system
+        await s.prepare({"control": {"acq": {"nb_frames": 0}}})
+        await s.start()
+        await s.stop()
+        for p in f.procs:
+            p.finished = True
+        for d in f.devices:
+            d.state = D.STOPPED
+        await s.poll()
+        assert s.run_state == RunState.STOPPED
+        await s.prepare({})
+        assert s.run_state == RunState.PREPARED
+        assert all("reset" in d.calls for d in f.devices)
+
+    run(scenario())
+
+
+def test_close_releases_control_and_receivers() -> None:
+    async def scenario() -> None:
+        f = FakeSystem()
+        s = f.system
+        await s.prepare({})
+        started = asyncio.ensure_future(s.close())
+        await asyncio.sleep(0)
+        with pytest.raises(OperationNotAllowed):  # no Start while the close runs
+            await s.start()
+        await started
+        assert s.run_state == RunState.IDLE
+        assert "close" in f.ctl.calls and all("reset" in r.calls for r in f.rcvs)
+        assert all(d.state == D.IDLE for d in f.devices)
+
+    run(scenario())
+
+
+def test_work_of_a_forgotten_run_changes_nothing(tmp_path: Path, monkeypatch: Any) -> None:
+    """Reset while the end-of-fault master file is being written: the write's failure
+    must not make the system FAULT again."""
+
+    async def scenario() -> None:
+        f = FakeSystem()
+        s = f.system
+        await s.prepare({"processing": {"saving": {"enabled": True, "base_path": str(tmp_path)}}})
+        await s.start()
+        release = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def slow_failure(*args: Any) -> Any:
+            asyncio.run_coroutine_threadsafe(release.wait(), loop).result()
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr("lima2_conductor.core.master_file.write", slow_failure)
+        for p in f.procs:
+            p.processed = p.saved = 3
+        f.procs[0].finished = True
+        f.rcvs[1].state = D.FAULT
+        await s.poll()  # the run fails, the others are stopped
+        assert s.run_state == RunState.FAULT
+        ending = asyncio.ensure_future(s.poll())  # they drained: the master file is written
+        while s.run is None or not s.run.ending:
+            await asyncio.sleep(0.001)
+        await s.reset()
+        release.set()
+        await ending
+        assert s.run_state == RunState.IDLE and not s.errors
+        await s.prepare({})
+        assert s.run_state == RunState.PREPARED
+
+    run(scenario())
+
+
+def test_a_bug_is_not_reported_as_a_device_problem() -> None:
+    async def scenario() -> None:
+        f = FakeSystem()
+        f.rcvs[0].fail["prepare"] = KeyError("a bug of ours")
+        with pytest.raises(KeyError):
+            await f.system.prepare({})
+        assert f.system.run_state == RunState.IDLE
+
+    run(scenario())
+
+
+def test_newest_frame_and_stale_counters() -> None:
+    async def scenario() -> None:
+        f = FakeSystem()
+        s = f.system
+        await s.prepare({"control": {"acq": {"nb_frames": 0}}})
+        await s.start()
+        for p in f.procs:
+            p.processed = 2
+        await s.poll()
+        for p in f.procs:  # the devices moved on since the last tick
+            p.processed = 50
+        frame, idx = decode_frame(await s.get_frame(-1))
+        assert idx == 99 and frame[0, 0, 0] == 99
+        assert json.dumps((await s.lookup(-1))["frame_idx"]) == "99"
+        where = await s.lookup(77)  # refused by the cached counters, found on the devices
+        assert where["receiver"] == "rcv1" and where["local_idx"] == 38
+        with pytest.raises(NotFound):
+            await s.lookup(500)
+
+    run(scenario())
+
+
+def test_adopts_a_run_found_running() -> None:
+    async def scenario() -> None:
+        first = FakeSystem()
+        await first.system.prepare({"control": {"acq": {"nb_frames": 20}}})
+        await first.system.start()
+        uid = first.system.uuid
+        # a new conductor (restart, Init) finds the devices running
+        second = FakeSystem()
+        second.ctl, second.rcvs, second.procs = first.ctl, first.rcvs, first.procs
+        second.system.control = first.ctl
+        second.system.receivers = list(first.rcvs)
+        second.system.devices = [first.ctl, *first.rcvs]
+        await second.system.poll()
+        s = second.system
+        assert s.run_state == RunState.RUNNING and s.uuid == uid and s.run is not None and s.run.adopted
+        assert s.progress.nb_frames == 20
+        second.end_acquisition(10)
+        await s.poll()
+        assert s.run_state == RunState.DONE
+
+    run(scenario())
+
+
+def test_reduced_data_in_global_order() -> None:
+    from lima2_conductor.core.lima2 import STATS_DTYPE
+
+    async def scenario() -> None:
+        f = FakeSystem()
+        s = f.system
+        roi = {"topleft": {"x": 0, "y": 0}, "dimensions": {"x": 2, "y": 2}}
+        await s.prepare({"processing": {"statistics": {"enabled": True, "rect_rois": [roi]}}})
+        await s.start()
+        for p in f.procs:
+            rows = np.zeros(5, dtype=STATS_DTYPE)
+            rows["frame_idx"] = [p.rank + 2 * k for k in range(5)]
+            rows["sum"] = rows["frame_idx"] * 10
+            p.rows.append(rows)
+        await s.poll()
+        assert s.run is not None
+        got = s.run.pipeline.reduced("roi_stats", 0, 0, 0)
+        assert list(got["frame_idx"]) == list(range(10)) and list(got["sum"]) == [10.0 * i for i in range(10)]
+
+    run(scenario())
