@@ -41,6 +41,8 @@ class ConductorView:
     frames_saved_ready: int = 0  # contiguous prefix of saved frames (global order)
     detector: dict[str, dict[str, Any]] = field(default_factory=dict)
     started_at: float = 0.0
+    receivers: tuple[str, ...] = ()
+    topology: str = ""
 
     @property
     def last_error(self) -> str:
@@ -96,4 +98,6 @@ def snapshot(s: AcquisitionSystem) -> ConductorView:
         frames_saved_ready=pipe.locator.frames_ready(run.saved()) if run and pipe and pipe.saving else 0,
         detector=dict(s.detector.values),
         started_at=run.started_at if run else 0.0,
+        receivers=tuple(r.name for r in s.receivers),
+        topology=s.topology.name,
     )

@@ -268,6 +268,10 @@ VIEW_ATTRS: list[ViewAttr] = [
         "%.3e",
         max_dim_x=2,
     ),
+    ViewAttr(
+        "receivers", (str,), lambda v: list(v.receivers), "Receivers", "Receiver devices, in rank order", max_dim_x=256
+    ),
+    ViewAttr("topology_name", str, lambda v: v.topology, "Topology", "Frame dispatch topology"),
     # -- pipeline
     ViewAttr(
         "processing_class",

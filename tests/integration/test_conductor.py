@@ -300,22 +300,23 @@ def test_hung_receiver_keeps_the_conductor_responsive(conductor: tango.DevicePro
     assert c.run_state == "DONE"
 
 
-def test_conductor_restart_observes_running_devices(conductor: tango.DeviceProxy, system: LocalSystem) -> None:
+def test_conductor_restart_adopts_the_running_run(conductor: tango.DeviceProxy, system: LocalSystem) -> None:
     c = conductor
     c.acq_nb_frames = 0
-    c.Prepare("")
+    uid = c.Prepare("")
     c.Start()
     wait_for(lambda: c.nb_frames_xferred > 5, 10, "frames flowing")
     system.processes.pop("simulator").stop()
     system.start_conductor(DEFAULT)
     c = tango.DeviceProxy(CONDUCTOR)
-    wait_for(lambda: c.State() == tango.DevState.RUNNING, 10, "running devices observed")
-    assert c.run_state == "IDLE"  # the run was not ours: observed, not reset
+    wait_for(lambda: c.run_state == "RUNNING", 10, "the running run adopted")
+    assert c.acq_uuid == uid and json.loads(c.GetInfo())["adopted"]
+    assert c.State() == tango.DevState.RUNNING
     assert set(json.loads(c.device_states).values()) == {"RUNNING"}
+    wait_for(lambda: c.nb_frames_xferred > 10, 10, "progress of the adopted run")
     c.Stop()
-    wait_for(lambda: c.State() == tango.DevState.ON, 10, "stopped")
-    c.Reset()
-    c.acq_nb_frames = 10
+    wait_for(lambda: c.run_state == "STOPPED", 10, "stopped")
+    c.acq_nb_frames = 10  # a new run right away: the conductor resets the stopped devices itself
     c.Prepare("")
     run_to_end(c)
     assert c.run_state == "DONE"
@@ -337,11 +338,15 @@ def test_conductor_killed_mid_run_leaves_a_master_file(
     system.start_conductor(DEFAULT)
     c = tango.DeviceProxy(CONDUCTOR)
     wait_for(lambda: c.State() == tango.DevState.RUNNING, 10, "running devices observed")
-    c.Stop()  # the receivers close their files
-    wait_for(lambda: c.State() == tango.DevState.ON, 10, "stopped")
+    wait_for(lambda: c.run_state == "RUNNING", 10, "the run adopted")
+    c.Stop()  # the receivers close their files; the adopted run's master file is completed
+    wait_for(lambda: c.run_state == "STOPPED", 10, "stopped")
+    saved = json.loads(c.progress_counters)["nb_frames_saved"]["per_receiver"]
+    s0, s1 = (saved[receiver_name(i)] for i in range(2))
     with h5py.File(master) as f:
         data = f["entry_0000/instrument/detector/data"]
-        assert data.shape[0] > 0
+        assert data.shape[0] == min(2 * s0, 2 * s1 + 1)  # every saved frame of the contiguous prefix
+        assert data.shape[0] == c.last_image_saved + 1
         assert [stamped_index(frame) for frame in data[:, :1, :]] == list(range(data.shape[0]))
     assert not list(data_dir.glob("*.tmp"))
 
