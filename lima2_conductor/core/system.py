@@ -11,26 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid as uuidlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from . import lima2, state_machine
+from . import preparation, state_machine
 from .detector import DetectorCache
 from .errors import (
     ConductorError,
-    DeviceOffline,
-    DeviceTimeout,
     MultiDeviceError,
     NotFound,
     OperationNotAllowed,
-    ParamError,
 )
 from .fanout import call, fan_out
 from .lookup import get_frame, lookup
-from .master_file import Saving
 from .observer import Observer
-from .params import build_prepare_params, check_saving
 from .pipeline import RunPipeline
 from .ports import ControlPort, DevicePort, ProcessingFinder, ReceiverPort
 from .progress import Progress
@@ -175,135 +169,17 @@ class AcquisitionSystem:
 
     async def _prepare(self, user: dict[str, Any], overrides: dict[str, Any]) -> str:
         t0 = self.clock()
-        spec = _pipeline_of(user, overrides)
-        rcv0 = self.receivers[0]
-        schemas = await asyncio.gather(
-            call(self.control, "read acq_params schema", self.control.acq_schema(), self.timeout_s),
-            call(rcv0, "read acq_params schema", rcv0.acq_schema(), self.timeout_s),
-            call(rcv0, "read proc_params schema", rcv0.proc_schema(spec.class_name), self.timeout_s),
-        )
-        try:
-            ctl, rcv, proc = await asyncio.to_thread(build_prepare_params, user, *schemas, overrides)
-        except RecursionError:
-            raise ParamError("params are nested too deeply") from None
-        check_saving(proc)
-        nb_frames = int(ctl["acq"]["nb_frames"])
-        self.topology.check_frames(nb_frames)
-        for source in spec.saved_sources(proc):
-            await asyncio.to_thread(Saving.from_params(proc[source.saving or ""]).check_target)
-        await self._require_online()
-        await self._make_preparable()
-        det_info = await call(self.control, "read det_info", self.control.det_info(), self.timeout_s)
-        uid = str(uuidlib.uuid1())
-        locator = self.topology.new_run(nb_frames)
-        n = len(self.receivers)
-        per_rank = [spec.finalise(proc, rank, n, locator.needs_frame_idx) for rank in range(n)]
-        calls: list[tuple[DevicePort, Callable[[], Awaitable[Any]]]] = [
-            (self.control, lambda: self.control.prepare(uid, ctl))
-        ]
-        calls += [(r, (lambda r=r, p=p: r.prepare(uid, rcv, p))) for r, p in zip(self.receivers, per_rank, strict=True)]
-        prepared: list[DevicePort] = []
-
-        async def tracked(device: DevicePort, fn: Callable[[], Awaitable[Any]]) -> None:
-            await fn()
-            prepared.append(device)
-
-        try:
-            errors = await self._fan_out("Prepare", [(d, (lambda d=d, fn=fn: tracked(d, fn))) for d, fn in calls])
-            if errors:
-                raise MultiDeviceError("Prepare", errors)
-            run = await self._new_run(uid, spec, {"control": ctl, "receiver": rcv, "processing": proc}, det_info)
-        except BaseException:
-            await asyncio.shield(self._rollback(prepared))
-            raise
+        run = await preparation.prepare_run(self, user, overrides)
         self.run = run
         self.errors.clear()
         self.transition("prepared")
         self.timings["prepare_s"] = self.clock() - t0
-        self.spawn(self._erase_old_pipelines(uid))
-        return uid
+        self.spawn(preparation.erase_old_pipelines(self, run.uuid))
+        return run.uuid
 
-    async def _new_run(
-        self,
-        uid: str,
-        spec: lima2.PipelineSpec,
-        params: dict[str, Any],
-        det_info: dict[str, Any],
-        adopted: bool = False,
-    ) -> Run:
-        """Find the run's processing devices and build its pipeline services."""
-        processing = await call(
-            self.receivers[0],
-            "find processing devices",
-            self.find_processing(uid, len(self.receivers)),
-            max(5.0, self.timeout_s),
-        )
-        first = processing[0]
-        infos = await asyncio.gather(
-            *(
-                call(first, f"read {s.info_attr}", first.frame_info(s.info_attr), self.timeout_s)
-                for s in spec.frame_sources
-            )
-        )
-        nb_frames = int(params["control"]["acq"]["nb_frames"])
-        names = [r.name for r in self.receivers]
-        pipeline = RunPipeline(
-            uid,
-            spec,
-            self.topology.new_run(nb_frames),
-            processing,
-            names,
-            params["processing"],
-            nb_frames,
-            {s.name: info for s, info in zip(spec.frame_sources, infos, strict=True)},
-            {
-                "params": {"acquisition": params["control"], "processing": params["processing"]},
-                "detector_information": det_info,
-            },
-            self.topology.name,
-        )
-        return Run(uid, spec, params, processing, pipeline, names, adopted, progress=Progress(nb_frames=nb_frames))
-
-    async def _rollback(self, devices: Sequence[DevicePort]) -> None:
+    async def rollback(self, devices: Sequence[DevicePort]) -> None:
         if devices:
             self._record_all(await self._fan_out("Reset (rollback)", [(d, d.reset) for d in devices]))
-
-    async def _require_online(self) -> None:
-        """Every device answers a ping; an offline one is re-checked once on a new
-        connection (a proxy retries a failed device at most once a second)."""
-        if self.check_database is not None:
-            await self.check_database()
-        ping = min(self.timeout_s, 1.0)
-        errors = await fan_out("ping", [(d, d.ping) for d in self.devices], ping)
-        offline = [e for e in errors if isinstance(e, DeviceOffline | DeviceTimeout)]
-        if offline:
-            again = [d for d in self.devices if d.name in {e.device for e in offline}]
-            for d in again:
-                d.reconnect()
-            errors = await fan_out("ping", [(d, d.ping) for d in again], ping)
-            offline = [e for e in errors if isinstance(e, DeviceOffline | DeviceTimeout)]
-            if offline:
-                raise DeviceOffline(f"device(s) offline: {', '.join(e.device or '?' for e in offline)}")
-        if errors:
-            raise MultiDeviceError("ping", errors)
-
-    async def _make_preparable(self) -> None:
-        """Devices left STOPPED by an interrupted run need a Reset before a new Prepare."""
-        states = await self.observer.poll_states()
-        stopped = [d for d in self.devices if states[d.name] == DeviceState.STOPPED]
-        if stopped:
-            errors = await self._fan_out("Reset (after a stopped run)", [(d, d.reset) for d in stopped])
-            if errors:
-                raise MultiDeviceError("Reset (after a stopped run)", errors)
-
-    async def _erase_old_pipelines(self, keep: str) -> None:
-        for r in self.receivers:
-            try:
-                for uid in await call(r, "read pipelines", r.pipelines(), self.timeout_s):
-                    if uid != keep:
-                        await call(r, "erasePipeline", r.erase_pipeline(uid), self.timeout_s)
-            except ConductorError as exc:
-                logger.warning("cannot erase old pipelines: %s", exc)
 
     # -- Start, Trigger, Stop, Close, Reset -----------------------------------------------
     async def start(self) -> None:
@@ -395,16 +271,7 @@ class AcquisitionSystem:
     async def adopt(self, uid: str) -> None:
         """Take over run ``uid`` found on the devices (prepared by a conductor that died,
         or before an ``Init``): params from the devices, tracked to its end."""
-        ctl = await call(self.control, "read acq_params", self.control.acq_params(), self.timeout_s)
-        rcv0 = self.receivers[0]
-        rcv = await call(rcv0, "read acq_params", rcv0.acq_params(), self.timeout_s)
-        proc = await call(rcv0, "read proc_params", rcv0.proc_params(), self.timeout_s)
-        try:
-            spec = lima2.pipeline(str(proc.get("class_name", lima2.DEFAULT_PIPELINE)))
-        except KeyError as exc:
-            raise ParamError(str(exc.args[0])) from None
-        det_info = await call(self.control, "read det_info", self.control.det_info(), self.timeout_s)
-        run = await self._new_run(uid, spec, {"control": ctl, "receiver": rcv, "processing": proc}, det_info, True)
+        run = await preparation.adopted_run(self, uid)
         if self.run is not None or self.run_state != RunState.IDLE:
             return  # a command got there first
         self.run = run
@@ -426,14 +293,3 @@ class AcquisitionSystem:
 
     async def get_frame(self, frame_idx: int, source: str = "frame") -> tuple[str, bytes]:
         return await get_frame(self.current_run(), frame_idx, source, self.timeout_s, self.poll_timeout_s)
-
-
-def _pipeline_of(user: dict[str, Any], overrides: dict[str, Any]) -> lima2.PipelineSpec:
-    proc = user.get("processing")
-    name = (proc.get("class_name") if isinstance(proc, dict) else None) or overrides.get("processing", {}).get(
-        "class_name", lima2.DEFAULT_PIPELINE
-    )
-    try:
-        return lima2.pipeline(str(name))
-    except KeyError as exc:
-        raise ParamError(f"processing params $.class_name: {exc.args[0]}") from None

@@ -20,7 +20,8 @@ import numpy
 
 from ..core.devencoded import decode_frame
 from ..core.errors import ConductorError
-from .attributes import SETTINGS, VIEW_ATTRS
+from .settings import SETTINGS
+from .specs import VIEW_ATTRS
 
 if TYPE_CHECKING:
     from .conductor import Lima2Conductor

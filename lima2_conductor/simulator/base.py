@@ -29,6 +29,28 @@ def raise_lima(what: str, device: str, origin: str, **info: Any) -> NoReturn:
     tango.Except.throw_exception(LIMA_ERROR_REASON, lima_error(what, device=device, **info), origin)
 
 
+def knob(field: str, dtype: type, doc: str, unit: str = "") -> attribute:
+    """An expert read/write attribute that sets the fault-injection field ``field``."""
+
+    async def fget(device: Any) -> Any:
+        return getattr(device, field)
+
+    async def fset(device: Any, value: Any) -> None:
+        value = dtype(value)
+        setattr(device, field, max(0.0, value) if dtype is float else value)
+
+    extra: dict[str, Any] = {"unit": unit, "format": "%.3f"} if dtype is float else {}
+    return attribute(
+        dtype=dtype,
+        access=AttrWriteType.READ_WRITE,
+        display_level=DispLevel.EXPERT,
+        fget=fget,
+        fset=fset,
+        doc=f"Fault knob: {doc}",
+        **extra,
+    )
+
+
 class SimulatorDevice(Device):
     """Base of the simulated control and receiver devices."""
 
@@ -108,74 +130,11 @@ class SimulatorDevice(Device):
         self._log_level = int(value)
 
     # -- fault knobs (expert) ----------------------------------------------------
-    @attribute(
-        dtype=bool,
-        access=AttrWriteType.READ_WRITE,
-        display_level=DispLevel.EXPERT,
-        doc="Fault knob: the next Prepare fails",
-    )
-    def sim_fail_prepare(self) -> bool:
-        return self._fail_prepare
-
-    @sim_fail_prepare.write
-    def sim_fail_prepare(self, value: bool) -> None:
-        self._fail_prepare = bool(value)
-
-    @attribute(
-        dtype=bool,
-        access=AttrWriteType.READ_WRITE,
-        display_level=DispLevel.EXPERT,
-        doc="Fault knob: the next Start fails",
-    )
-    def sim_fail_start(self) -> bool:
-        return self._fail_start
-
-    @sim_fail_start.write
-    def sim_fail_start(self, value: bool) -> None:
-        self._fail_start = bool(value)
-
-    @attribute(
-        dtype=int,
-        access=AttrWriteType.READ_WRITE,
-        display_level=DispLevel.EXPERT,
-        doc="Fault knob: go FAULT when reaching this global frame index (-1: never)",
-    )
-    def sim_fail_at_frame(self) -> int:
-        return self._fail_at_frame
-
-    @sim_fail_at_frame.write
-    def sim_fail_at_frame(self, value: int) -> None:
-        self._fail_at_frame = int(value)
-
-    @attribute(
-        dtype=float,
-        unit="s",
-        format="%.3f",
-        access=AttrWriteType.READ_WRITE,
-        display_level=DispLevel.EXPERT,
-        doc="Fault knob: every Prepare takes this much longer",
-    )
-    def sim_prepare_delay(self) -> float:
-        return self._prepare_delay
-
-    @sim_prepare_delay.write
-    def sim_prepare_delay(self, value: float) -> None:
-        self._prepare_delay = max(0.0, float(value))
-
-    @attribute(
-        dtype=float,
-        unit="s",
-        format="%.3f",
-        access=AttrWriteType.READ_WRITE,
-        display_level=DispLevel.EXPERT,
-        doc="Fault knob: the next command blocks the whole server this long (a hung process)",
-    )
-    def sim_hang(self) -> float:
-        return self._hang
-
-    @sim_hang.write
-    def sim_hang(self, value: float) -> None:
-        self._hang = max(0.0, float(value))
+    sim_fail_prepare = knob("_fail_prepare", bool, "the next Prepare fails")
+    sim_fail_start = knob("_fail_start", bool, "the next Start fails")
+    sim_fail_at_frame = knob("_fail_at_frame", int, "go FAULT when reaching this global frame index (-1: never)")
+    sim_prepare_delay = knob("_prepare_delay", float, "every Prepare takes this much longer", unit="s")
+    sim_hang = knob("_hang", float, "the next command blocks the whole server this long (a hung process)", unit="s")
 
     def maybe_hang(self) -> None:
         """Block the server's event loop on purpose: the hang knob simulates a hung process."""

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import tango
 import tango.asyncio
-from tango import AttrWriteType, DispLevel, Util
+from tango import AttrWriteType, Util
 from tango.server import attribute, command, device_property
 
 from ..core.lima2 import SOFTWARE_TRIGGER, processing_device_name
 from ..core.params import defaults_from_schema
 from ..core.state import DeviceState
-from .base import SimulatorDevice, raise_lima
+from .base import SimulatorDevice, knob, raise_lima
 from .clock import FrameClock
 from .frames import FrameGenerator, share
 from .pipeline import LegacyPipeline
@@ -70,18 +70,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
     def last_error(self) -> str:
         return self._last_error
 
-    @attribute(
-        dtype=bool,
-        access=AttrWriteType.READ_WRITE,
-        display_level=DispLevel.EXPERT,
-        doc="Fault knob: never push is_finished for the next acquisition",
-    )
-    def sim_drop_finished_event(self) -> bool:
-        return self._drop_finished
-
-    @sim_drop_finished_event.write
-    def sim_drop_finished_event(self, value: bool) -> None:
-        self._drop_finished = bool(value)
+    sim_drop_finished_event = knob("_drop_finished", bool, "never push is_finished for the next acquisition")
 
     # -- commands --------------------------------------------------------------
     def _processing_name(self, uuid: str) -> str:

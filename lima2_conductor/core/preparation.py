@@ -1,0 +1,177 @@
+"""Preparing a run: parameter policy, device checks, the Prepare fan-out, and building the
+run's pipeline services (also for a run adopted from the devices)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid as uuidlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from . import lima2
+from .errors import ConductorError, DeviceOffline, DeviceTimeout, MultiDeviceError, ParamError
+from .fanout import call, fan_out
+from .master_file import Saving
+from .params import build_prepare_params, check_saving
+from .pipeline import RunPipeline
+from .ports import DevicePort
+from .progress import Progress
+from .run import Run
+from .state import DeviceState
+
+if TYPE_CHECKING:
+    from .system import AcquisitionSystem
+
+logger = logging.getLogger(__name__)
+
+
+async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: dict[str, Any]) -> Run:
+    """Validate the params, check the devices, fan out Prepare (rolled back on a partial
+    failure) and build the run."""
+    spec = _pipeline_of(user, overrides)
+    rcv0 = self.receivers[0]
+    schemas = await asyncio.gather(
+        call(self.control, "read acq_params schema", self.control.acq_schema(), self.timeout_s),
+        call(rcv0, "read acq_params schema", rcv0.acq_schema(), self.timeout_s),
+        call(rcv0, "read proc_params schema", rcv0.proc_schema(spec.class_name), self.timeout_s),
+    )
+    try:
+        ctl, rcv, proc = await asyncio.to_thread(build_prepare_params, user, *schemas, overrides)
+    except RecursionError:
+        raise ParamError("params are nested too deeply") from None
+    check_saving(proc)
+    nb_frames = int(ctl["acq"]["nb_frames"])
+    self.topology.check_frames(nb_frames)
+    for source in spec.saved_sources(proc):
+        await asyncio.to_thread(Saving.from_params(proc[source.saving or ""]).check_target)
+    await require_online(self)
+    await make_preparable(self)
+    det_info = await call(self.control, "read det_info", self.control.det_info(), self.timeout_s)
+    uid = str(uuidlib.uuid1())
+    locator = self.topology.new_run(nb_frames)
+    n = len(self.receivers)
+    per_rank = [spec.finalise(proc, rank, n, locator.needs_frame_idx) for rank in range(n)]
+    calls: list[tuple[DevicePort, Callable[[], Awaitable[Any]]]] = [
+        (self.control, lambda: self.control.prepare(uid, ctl))
+    ]
+    calls += [(r, (lambda r=r, p=p: r.prepare(uid, rcv, p))) for r, p in zip(self.receivers, per_rank, strict=True)]
+    prepared: list[DevicePort] = []
+
+    async def tracked(device: DevicePort, fn: Callable[[], Awaitable[Any]]) -> None:
+        await fn()
+        prepared.append(device)
+
+    try:
+        errors = await fan_out("Prepare", [(d, (lambda d=d, fn=fn: tracked(d, fn))) for d, fn in calls], self.timeout_s)
+        if errors:
+            raise MultiDeviceError("Prepare", errors)
+        run = await new_run(self, uid, spec, {"control": ctl, "receiver": rcv, "processing": proc}, det_info)
+    except BaseException:
+        await asyncio.shield(self.rollback(prepared))
+        raise
+    return run
+
+
+async def new_run(
+    self: AcquisitionSystem,
+    uid: str,
+    spec: lima2.PipelineSpec,
+    params: dict[str, Any],
+    det_info: dict[str, Any],
+    adopted: bool = False,
+) -> Run:
+    """Find the run's processing devices and build its pipeline services."""
+    processing = await call(
+        self.receivers[0],
+        "find processing devices",
+        self.find_processing(uid, len(self.receivers)),
+        max(5.0, self.timeout_s),
+    )
+    first = processing[0]
+    infos = await asyncio.gather(
+        *(call(first, f"read {s.info_attr}", first.frame_info(s.info_attr), self.timeout_s) for s in spec.frame_sources)
+    )
+    nb_frames = int(params["control"]["acq"]["nb_frames"])
+    names = [r.name for r in self.receivers]
+    pipeline = RunPipeline(
+        uid,
+        spec,
+        self.topology.new_run(nb_frames),
+        processing,
+        names,
+        params["processing"],
+        nb_frames,
+        {s.name: info for s, info in zip(spec.frame_sources, infos, strict=True)},
+        {
+            "params": {"acquisition": params["control"], "processing": params["processing"]},
+            "detector_information": det_info,
+        },
+        self.topology.name,
+    )
+    return Run(uid, spec, params, processing, pipeline, names, adopted, progress=Progress(nb_frames=nb_frames))
+
+
+async def require_online(self: AcquisitionSystem) -> None:
+    """Every device answers a ping; an offline one is re-checked once on a new
+    connection (a proxy retries a failed device at most once a second)."""
+    if self.check_database is not None:
+        await self.check_database()
+    ping = min(self.timeout_s, 1.0)
+    errors = await fan_out("ping", [(d, d.ping) for d in self.devices], ping)
+    offline = [e for e in errors if isinstance(e, DeviceOffline | DeviceTimeout)]
+    if offline:
+        again = [d for d in self.devices if d.name in {e.device for e in offline}]
+        for d in again:
+            d.reconnect()
+        errors = await fan_out("ping", [(d, d.ping) for d in again], ping)
+        offline = [e for e in errors if isinstance(e, DeviceOffline | DeviceTimeout)]
+        if offline:
+            raise DeviceOffline(f"device(s) offline: {', '.join(e.device or '?' for e in offline)}")
+    if errors:
+        raise MultiDeviceError("ping", errors)
+
+
+async def make_preparable(self: AcquisitionSystem) -> None:
+    """Devices left STOPPED by an interrupted run need a Reset before a new Prepare."""
+    states = await self.observer.poll_states()
+    stopped = [d for d in self.devices if states[d.name] == DeviceState.STOPPED]
+    if stopped:
+        errors = await fan_out("Reset (after a stopped run)", [(d, d.reset) for d in stopped], self.timeout_s)
+        if errors:
+            raise MultiDeviceError("Reset (after a stopped run)", errors)
+
+
+async def erase_old_pipelines(self: AcquisitionSystem, keep: str) -> None:
+    for r in self.receivers:
+        try:
+            for uid in await call(r, "read pipelines", r.pipelines(), self.timeout_s):
+                if uid != keep:
+                    await call(r, "erasePipeline", r.erase_pipeline(uid), self.timeout_s)
+        except ConductorError as exc:
+            logger.warning("cannot erase old pipelines: %s", exc)
+
+
+async def adopted_run(self: AcquisitionSystem, uid: str) -> Run:
+    """The run ``uid`` as the devices hold it: params read back from them."""
+    ctl = await call(self.control, "read acq_params", self.control.acq_params(), self.timeout_s)
+    rcv0 = self.receivers[0]
+    rcv = await call(rcv0, "read acq_params", rcv0.acq_params(), self.timeout_s)
+    proc = await call(rcv0, "read proc_params", rcv0.proc_params(), self.timeout_s)
+    try:
+        spec = lima2.pipeline(str(proc.get("class_name", lima2.DEFAULT_PIPELINE)))
+    except KeyError as exc:
+        raise ParamError(str(exc.args[0])) from None
+    det_info = await call(self.control, "read det_info", self.control.det_info(), self.timeout_s)
+    return await new_run(self, uid, spec, {"control": ctl, "receiver": rcv, "processing": proc}, det_info, True)
+
+
+def _pipeline_of(user: dict[str, Any], overrides: dict[str, Any]) -> lima2.PipelineSpec:
+    proc = user.get("processing")
+    name = (proc.get("class_name") if isinstance(proc, dict) else None) or overrides.get("processing", {}).get(
+        "class_name", lima2.DEFAULT_PIPELINE
+    )
+    try:
+        return lima2.pipeline(str(name))
+    except KeyError as exc:
+        raise ParamError(f"processing params $.class_name: {exc.args[0]}") from None

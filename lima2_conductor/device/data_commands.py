@@ -1,0 +1,140 @@
+"""The conductor's data and information commands: frames, reduced data, params, diagnostics."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import tango
+from tango import DispLevel
+from tango.server import command
+
+from ..core import lima2
+from ..core.devencoded import encode_rows
+from ..core.errors import ParamError
+from ..core.params import deep_merge, defaults_from_schema, settings_overrides
+from .errors import tango_errors
+
+
+class DataCommands:
+    """Mixed into the device class (its commands become the device's)."""
+
+    @command(
+        dtype_in=int,
+        doc_in="Where a frame is. Global frame index, -1 = the newest processed frame",
+        dtype_out=str,
+        doc_out="JSON: frame_idx, source, receiver, processing_device, command, local_idx, "
+        "hdf5 {file, dataset, index} or null",
+    )
+    @tango_errors
+    async def Lookup(self, frame_idx: int) -> str:
+        _check_index(frame_idx)
+        return json.dumps(await self.core.lookup(int(frame_idx)))
+
+    @command(
+        dtype_in=tango.DevVarLongStringArray,
+        doc_in="One frame. [[frame_idx], [source]]: source from frame_channels (default 'frame'), "
+        "frame_idx -1 = the newest",
+        dtype_out=tango.DevEncoded,
+        doc_out="The frame as the processing device encodes it (Lima2 DATA_ARRAY for dense frames)",
+    )
+    @tango_errors
+    async def GetFrame(self, argin: Any) -> tuple[str, bytes]:
+        ints, strs = _long_string(argin, 1, "GetFrame")
+        _check_index(ints[0])
+        return await self.core.get_frame(ints[0], strs[0] if strs else "frame")
+
+    @command(
+        dtype_in=tango.DevVarLongStringArray,
+        doc_in="Reduced data rows. [[channel_idx, from_frame, max_rows], [name]] (name from "
+        "reduced_data_channels; max_rows 0 = all available)",
+        dtype_out=tango.DevEncoded,
+        doc_out="STRUCTURED_ARRAY rows in global frame order",
+    )
+    @tango_errors
+    async def GetReducedData(self, argin: Any) -> tuple[str, bytes]:
+        ints, strs = _long_string(argin, 3, "GetReducedData")
+        if not strs:
+            raise ParamError("GetReducedData needs the channel name, e.g. [[0, 0, 0], ['roi_stats']]")
+        rows = self.core.current_run().pipeline.reduced(strs[0], ints[0], ints[1], ints[2])
+        return encode_rows(rows)
+
+    @command(dtype_out=str, doc_out="Default params of the next Prepare (JSON), settings included")
+    @tango_errors
+    async def DefaultParams(self) -> str:
+        s = self.core
+        spec = _spec("")
+        o = settings_overrides(self.settings)
+        ctl_schema = await s.control.acq_schema()
+        proc_schema = await s.receivers[0].proc_schema(spec.class_name)
+        return json.dumps(
+            {
+                "control": deep_merge(defaults_from_schema(ctl_schema), o["control"]),
+                "processing": deep_merge(defaults_from_schema(proc_schema), o["processing"]),
+            }
+        )
+
+    @command(dtype_out=str, doc_out="JSON schemas of the params (control, receiver, processing)")
+    @tango_errors
+    async def ParamsSchema(self) -> str:
+        s = self.core
+        spec = _spec("")
+        return json.dumps(
+            {
+                "control": await s.control.acq_schema(),
+                "receiver": await s.receivers[0].acq_schema(),
+                "processing": await s.receivers[0].proc_schema(spec.class_name),
+            }
+        )
+
+    @command(
+        dtype_out=str,
+        doc_out="Diagnostics (JSON): devices, states, run, timings, error history",
+        display_level=DispLevel.EXPERT,
+    )
+    @tango_errors
+    async def GetInfo(self) -> str:
+        s = self.core
+        run = s.run
+        started = run.started_at if run else 0.0
+        return json.dumps(
+            {
+                "control": s.control.name,
+                "receivers": [r.name for r in s.receivers],
+                "processing": [p.name for p in run.processing] if run else [],
+                "topology": s.topology.name,
+                "device_states": self.view.device_states,
+                "run_state": s.run_state.value,
+                "uuid": s.uuid,
+                "adopted": bool(run and run.adopted),
+                "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)) if started else "",
+                "timings": {**s.timings, **(run.timings if run else {})},
+                "monitor": self.monitor.stats() if self.monitor else {},
+                "errors": s.errors,
+                "history": s.history,
+            }
+        )
+
+
+def _check_index(frame_idx: int) -> None:
+    if frame_idx < -1:
+        raise ParamError(f"frame index {frame_idx} must be >= 0, or -1 for the newest")
+
+
+def _spec(class_name: str) -> lima2.PipelineSpec:
+    try:
+        return lima2.pipeline(class_name or lima2.DEFAULT_PIPELINE)
+    except KeyError as exc:
+        raise ParamError(str(exc.args[0])) from None
+
+
+def _long_string(argin: Any, nb_ints: int, command: str) -> tuple[list[int], list[str]]:
+    """Check a DevVarLongStringArray argument: ``nb_ints`` integers and strings."""
+    try:
+        ints, strs = [int(v) for v in argin[0]], [str(v) for v in argin[1]]
+    except (TypeError, ValueError, IndexError):
+        raise ParamError(f"{command} takes [[{nb_ints} integer(s)], [string(s)]]") from None
+    if len(ints) != nb_ints:
+        raise ParamError(f"{command} takes {nb_ints} integer(s), got {len(ints)}")
+    return ints, strs
