@@ -43,7 +43,7 @@ class DataType(IntEnum):
     FLOAT64 = 9
 
 
-_NUMPY_OF = {
+_NUMPY_OF: dict[DataType, np.dtype] = {
     DataType.UINT8: np.dtype(np.uint8),
     DataType.UINT16: np.dtype(np.uint16),
     DataType.UINT32: np.dtype(np.uint32),

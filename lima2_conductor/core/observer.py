@@ -248,11 +248,7 @@ class Observer:
         self._checkpoint_at = s.clock()
         self._checkpoint_saved = saved
         self._checkpoint = asyncio.ensure_future(asyncio.to_thread(run.pipeline.write_master, saved))
-        self._checkpoint.add_done_callback(
-            lambda t: (
-                t.cancelled() or t.exception() is None or logger.warning("master file checkpoint: %s", t.exception())
-            )
-        )
+        self._checkpoint.add_done_callback(_log_failure)
 
     # -- adoption -----------------------------------------------------------------------
     async def adopt_if_running(self) -> None:
@@ -273,3 +269,8 @@ class Observer:
         except ConductorError as exc:
             s.note(f"could not adopt the run found on the devices: {exc}")
             logger.warning("adoption failed: %s", exc)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("master file checkpoint: %s", task.exception())

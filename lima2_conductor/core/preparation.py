@@ -4,6 +4,7 @@ run's pipeline services (also for a run adopted from the devices)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,7 @@ from .fanout import call, fan_out
 from .master_file import Saving
 from .params import build_prepare_params, check_saving
 from .pipeline import RunPipeline
-from .ports import DevicePort
+from .ports import DevicePort, ReceiverPort
 from .progress import Progress
 from .run import Run
 from .state import DeviceState
@@ -52,18 +53,20 @@ async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: 
     locator = self.topology.new_run(nb_frames)
     n = len(self.receivers)
     per_rank = [spec.finalise(proc, rank, n, locator.needs_frame_idx) for rank in range(n)]
-    calls: list[tuple[DevicePort, Callable[[], Awaitable[Any]]]] = [
-        (self.control, lambda: self.control.prepare(uid, ctl))
-    ]
-    calls += [(r, (lambda r=r, p=p: r.prepare(uid, rcv, p))) for r, p in zip(self.receivers, per_rank, strict=True)]
     prepared: list[DevicePort] = []
 
-    async def tracked(device: DevicePort, fn: Callable[[], Awaitable[Any]]) -> None:
-        await fn()
-        prepared.append(device)
+    async def control() -> None:
+        await self.control.prepare(uid, ctl)
+        prepared.append(self.control)
 
+    async def receiver(r: ReceiverPort, proc_params: dict[str, Any]) -> None:
+        await r.prepare(uid, rcv, proc_params)
+        prepared.append(r)
+
+    calls: list[tuple[DevicePort, Callable[[], Awaitable[None]]]] = [(self.control, control)]
+    calls += [(r, functools.partial(receiver, r, p)) for r, p in zip(self.receivers, per_rank, strict=True)]
     try:
-        errors = await fan_out("Prepare", [(d, (lambda d=d, fn=fn: tracked(d, fn))) for d, fn in calls], self.timeout_s)
+        errors = await fan_out("Prepare", calls, self.timeout_s)
         if errors:
             raise MultiDeviceError("Prepare", errors)
         run = await new_run(self, uid, spec, {"control": ctl, "receiver": rcv, "processing": proc}, det_info)

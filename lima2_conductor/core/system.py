@@ -134,7 +134,7 @@ class AcquisitionSystem:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or logger.error("%r", t.exception()))
+        task.add_done_callback(_log_failure)
         return task
 
     async def _fan_out(
@@ -293,3 +293,8 @@ class AcquisitionSystem:
 
     async def get_frame(self, frame_idx: int, source: str = "frame") -> tuple[str, bytes]:
         return await get_frame(self.current_run(), frame_idx, source, self.timeout_s, self.poll_timeout_s)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background work failed: %r", task.exception())
