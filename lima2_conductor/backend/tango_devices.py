@@ -36,30 +36,42 @@ async def make_proxy(name: str, timeout_ms: int) -> Any:
 
 
 class TangoDevice:
-    """Common part: lazy proxies, error translation, acq_state, schema cache."""
+    """Common part: proxies, error translation, acq_state, schema cache.
+
+    A proxy is made once (in a thread: it asks the database) and kept; a caller whose
+    deadline expires while it is being made does not cancel it, so that a slow database
+    never leaves the device without a proxy.
+    """
 
     def __init__(self, name: str, timeout_ms: int = 3000, poll_timeout_ms: int = 500) -> None:
         self.name = name
         self.timeout_ms = timeout_ms
         self.poll_timeout_ms = poll_timeout_ms
-        self._proxy: Any = None
-        self._poll_proxy: Any = None
+        self._proxies: dict[int, asyncio.Future[Any]] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
         self._class_name: str | None = None
 
+    async def _proxy_with(self, timeout_ms: int) -> Any:
+        future = self._proxies.get(timeout_ms)
+        if future is None or (future.done() and future.exception() is not None):
+            future = self._proxies[timeout_ms] = asyncio.ensure_future(make_proxy(self.name, timeout_ms))
+        return await asyncio.shield(future)
+
     async def proxy(self) -> Any:
-        if self._proxy is None:
-            self._proxy = await make_proxy(self.name, self.timeout_ms)
-        return self._proxy
+        return await self._proxy_with(self.timeout_ms)
 
     async def poll_proxy(self) -> Any:
-        if self._poll_proxy is None:
-            self._poll_proxy = await make_proxy(self.name, self.poll_timeout_ms)
-        return self._poll_proxy
+        return await self._proxy_with(self.poll_timeout_ms)
+
+    async def connect(self) -> None:
+        """Make both proxies now (while the database is surely there)."""
+        try:
+            await asyncio.gather(self.proxy(), self.poll_proxy())
+        except tango.DevFailed as exc:
+            raise translate(exc, self.name, "connect") from None
 
     def reconnect(self) -> None:
-        self._proxy = None
-        self._poll_proxy = None
+        self._proxies.clear()
 
     async def _do(self, action: str, fn: Callable[[Any], Awaitable[T]], poll: bool = False) -> T:
         try:
@@ -230,7 +242,9 @@ async def find_processing(
             raise DeviceOffline(f"the Tango database ({os.environ.get('TANGO_HOST', '?')}) is unreachable") from None
         names = sorted(found, key=processing_rank)
         if len(names) >= nb_receivers:
-            return [TangoProcessing(n, timeout_ms) for n in names[:nb_receivers]]
+            devices = [TangoProcessing(n, timeout_ms) for n in names[:nb_receivers]]
+            await asyncio.gather(*(d.connect() for d in devices))
+            return devices
         if loop.time() > deadline:
             raise NotFound(f"found {len(names)} processing device(s) for {uuid}, expected {nb_receivers}")
         await asyncio.sleep(0.1)

@@ -17,17 +17,17 @@ from .progress import read_or
 from .run import Run
 
 
-async def _newest(run: Run, source: str, timeout: float) -> int:
-    """Global index of the newest frame of ``source`` on any processing device."""
+async def _newest(run: Run, source: str, timeout: float) -> tuple[int, int]:
+    """Rank and global index of the newest frame of ``source`` on any processing device."""
     try:
         key = run.spec.source(source).last_key
     except KeyError as exc:
         raise NotFound(str(exc.args[0])) from None
     lasts = await asyncio.gather(*(read_or(d.last_frames(), {}, timeout) for d in run.processing))
-    newest = max((int(x.get(key, -1)) for x in lasts), default=-1)
+    newest, rank = max(((int(x.get(key, -1)), rank) for rank, x in enumerate(lasts)), default=(-1, 0))
     if newest < 0:
         raise NotFound(f"no {source} processed yet")
-    return newest
+    return rank, newest
 
 
 async def _live_processed(run: Run, timeout: float) -> list[int]:
@@ -42,7 +42,7 @@ async def _live_processed(run: Run, timeout: float) -> list[int]:
 async def lookup(run: Run, frame_idx: int, source: str, timeout: float) -> dict[str, Any]:
     pipe = run.pipeline
     if frame_idx == -1:
-        newest = await _newest(run, source, timeout)
+        _, newest = await _newest(run, source, timeout)
         return pipe.lookup(newest, run.processed(), run.saved(), source, known=True)
     try:
         return pipe.lookup(frame_idx, run.processed(), run.saved(), source)
@@ -54,7 +54,16 @@ async def lookup(run: Run, frame_idx: int, source: str, timeout: float) -> dict[
 
 async def get_frame(run: Run, frame_idx: int, source: str, timeout: float, poll_timeout: float) -> tuple[str, bytes]:
     """The frame as its processing device encodes it (passed through unchanged), or
-    from its HDF5 file when the device no longer has it."""
+    from its HDF5 file when the device no longer has it. ``-1`` asks the device that has
+    the newest frame for its newest: no race with frames arriving meanwhile."""
+    if frame_idx == -1:
+        rank, _ = await _newest(run, source, poll_timeout)
+        device = run.pipeline.devices[rank]
+        getter = run.spec.source(source).getter
+        try:
+            return await call(device, getter, device.get_frame(getter, -1), timeout)
+        except (DeviceError, DeviceOffline, DeviceTimeout) as exc:
+            raise NotFound(f"no newest frame from {device.name}: {exc.message}") from None
     where = await lookup(run, frame_idx, source, poll_timeout)
     device = run.pipeline.devices[where["rank"]]
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import sys
 
@@ -14,6 +15,7 @@ SERVER_NAME = "Lima2Conductor"
 
 
 def main(argv: list[str] | None = None) -> None:
+    faulthandler.enable()  # a crash in a C library prints the Python stack to the log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run((Lima2Conductor,), args=[SERVER_NAME, *(sys.argv[1:] if argv is None else argv)], green_mode=GreenMode.Asyncio)
 

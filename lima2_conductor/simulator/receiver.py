@@ -70,7 +70,9 @@ class LimaSimulatorReceiver(SimulatorDevice):
     def last_error(self) -> str:
         return self._last_error
 
-    sim_drop_finished_event = knob("_drop_finished", bool, "never push is_finished for the next acquisition")
+    sim_drop_finished_event = knob(
+        "_drop_finished", bool, "the next acquisition's processing never reports finished (no event, is_finished false)"
+    )
 
     # -- commands --------------------------------------------------------------
     def _processing_name(self, uuid: str) -> str:
@@ -210,6 +212,8 @@ class LimaSimulatorReceiver(SimulatorDevice):
             pipeline.error = json.dumps({"what": f"saving error: {exc}", "errinfo": {}})
         if self._acq_state == DeviceState.RUNNING:
             self.set_acq_state(DeviceState.IDLE)
+        if drop_finished:
+            pipeline.finished = False  # a processing that never reports its end
         self._push_processing_events(pipeline, drop_finished)
 
     def _fault(self, what: str) -> None:

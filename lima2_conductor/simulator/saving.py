@@ -124,9 +124,12 @@ class FrameWriter:
                 self.close()
 
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
+        """Close the current file; its references are dropped even when closing fails (disk
+        full), so that nothing touches a broken HDF5 file again."""
+        f = self.file
         self.file = None
         self.dataset = None
         self.index_ds = None
         self.file_number = -1 if self.nb_saved % self.per_file == 0 else self.file_number
+        if f is not None:
+            f.close()

@@ -8,6 +8,7 @@ Tango database as class (attribute) properties, as the Lima2 servers do.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import sys
 
@@ -46,6 +47,7 @@ def forget_stale_pipelines(instance: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    faulthandler.enable()  # a crash in a C library prints the Python stack to the log
     args = [SERVER_NAME, *(sys.argv[1:] if argv is None else argv)]
     if len(args) > 1 and not args[1].startswith("-"):
         forget_stale_pipelines(args[1])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -16,42 +15,7 @@ import tango
 from lima2_conductor.launcher import CONDUCTOR, LocalSystem, receiver_name, wait_for
 from lima2_conductor.simulator.frames import stamped_index
 from tests.conftest import DEFAULT
-
-
-@pytest.fixture(scope="module")
-def system(system2c: LocalSystem) -> Iterator[LocalSystem]:
-    yield system2c
-
-
-@pytest.fixture
-def conductor(system: LocalSystem) -> tango.DeviceProxy:
-    c = tango.DeviceProxy(CONDUCTOR)
-    wait_for(
-        lambda: c.State() == tango.DevState.ON or c.State() in (tango.DevState.FAULT, tango.DevState.STANDBY),
-        10,
-        "conductor",
-    )
-    for i in range(2):
-        r = tango.DeviceProxy(receiver_name(i))
-        r.sim_fail_prepare = False
-        r.sim_prepare_delay = 0.0
-        r.sim_fail_at_frame = -1
-    c.Stop()
-    c.Reset()
-    c.acq_nb_frames = 10
-    c.acq_expo_time = 0.001
-    c.acq_latency_time = 0.0
-    c.saving_enabled = False
-    return c
-
-
-def reason(info: pytest.ExceptionInfo[tango.DevFailed]) -> str:
-    return info.value.args[0].reason
-
-
-def run_to_end(c: tango.DeviceProxy, timeout: float = 20) -> None:
-    c.Start()
-    wait_for(lambda: not c.running, timeout, "end of run")
+from tests.integration.conftest import reason, run_to_end
 
 
 def test_acquisition_states_events_and_counters(conductor: tango.DeviceProxy) -> None:
@@ -148,7 +112,7 @@ def test_wrong_command_order(conductor: tango.DeviceProxy) -> None:
 
 
 def test_concurrent_prepares_one_wins(conductor: tango.DeviceProxy) -> None:
-    tango.DeviceProxy(receiver_name(0)).sim_prepare_delay = 0.5
+    tango.DeviceProxy(receiver_name(0)).sim_prepare_delay = 2.0  # well inside the client's 3 s timeout
     results: list[str] = []
 
     def prepare() -> None:
@@ -158,12 +122,12 @@ def test_concurrent_prepares_one_wins(conductor: tango.DeviceProxy) -> None:
         except tango.DevFailed as exc:
             results.append(exc.args[0].reason)
 
-    threads = [threading.Thread(target=prepare) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert sorted(results) == ["OPERATION_NOT_ALLOWED", "ok"]
+    first = threading.Thread(target=prepare)
+    first.start()
+    wait_for(lambda: conductor.run_state == "PREPARING", 5, "first Prepare under way")
+    prepare()  # the second one, while the first is certainly still preparing
+    first.join(10)
+    assert results == ["OPERATION_NOT_ALLOWED", "ok"]
     assert conductor.State() == tango.DevState.STANDBY
 
 

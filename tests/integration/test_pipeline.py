@@ -171,11 +171,12 @@ def test_live_image(layout: Layout) -> None:
     c.saving_enabled = False
     c.Prepare("")
     c.Start()
-    wait_for(lambda: c.last_image_ready >= 0, 10, "a live image")
-    image = c.last_image
+    wait_for(lambda: c.last_image_ready >= 0, 10, "a live image while running")
+    wait_for(lambda: c.run_state == "DONE", 20, "end of run")
+    wait_for(lambda: c.last_image_ready == 99, 5, "the run's last frame as the live image")
+    image, ready = (a.value for a in c.read_attributes(["last_image", "last_image_ready"]))
     assert image.shape == (512, 512)
-    assert stamped_index(image.astype(np.int64)) == c.last_image_ready
-    c.Stop()
+    assert stamped_index(image.astype(np.int64)) == ready == 99
 
 
 @pytest.fixture(scope="module")
