@@ -83,6 +83,9 @@ class FakeDevice:
     def reconnect(self) -> None:
         self.calls.append("reconnect")
 
+    async def watch(self, wake: Any) -> None:
+        self.calls.append("watch")
+
     async def acq_params(self) -> dict[str, Any]:
         return self.params
 
@@ -165,6 +168,9 @@ class FakeProcessing:
         if frame_idx not in frames[-self.buffer_size :]:
             raise DeviceError(f"frame {frame_idx} is not in the buffer", self.name)
         return encode_frame(np.full((1, SENSOR[1], SENSOR[0]), frame_idx, dtype=np.uint16), frame_idx)
+
+    async def watch(self, wake: Any) -> None:
+        pass
 
     async def last_frames(self) -> dict[str, int]:
         frames = self.frames()

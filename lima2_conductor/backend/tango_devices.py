@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,6 +21,8 @@ from ..core.errors import DeviceError, DeviceOffline, NotFound
 from ..core.lima2 import processing_device_pattern, processing_rank
 from ..core.state import DeviceState
 from .errors import translate
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -48,6 +51,7 @@ class TangoDevice:
         self.timeout_ms = timeout_ms
         self.poll_timeout_ms = poll_timeout_ms
         self._proxies: dict[int, asyncio.Future[Any]] = {}
+        self._watched: set[str] = set()
         self._schemas: dict[str, dict[str, Any]] = {}
         self._class_name: str | None = None
 
@@ -72,6 +76,28 @@ class TangoDevice:
 
     def reconnect(self) -> None:
         self._proxies.clear()
+        self._watched.clear()
+
+    WATCHED: tuple[tuple[str, Any], ...] = (("acq_state", tango.EventType.CHANGE_EVENT),)
+
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (in the event loop) whenever the device pushes a change of state.
+
+        Events only wake the poll early; the poll stays the liveness check. A device that
+        pushes no event is polled as before (a failed subscription is only logged)."""
+        proxy = await self.proxy()
+
+        async def callback(event: Any) -> None:
+            wake()
+
+        for attr, kind in self.WATCHED:
+            if attr in self._watched:
+                continue
+            try:
+                await proxy.subscribe_event(attr, kind, callback)
+                self._watched.add(attr)
+            except tango.DevFailed as exc:
+                logger.info("%s: no %s events (%s); polled only", self.name, attr, exc.args[0].desc.strip())
 
     async def _do(self, action: str, fn: Callable[[Any], Awaitable[T]], poll: bool = False) -> T:
         try:
@@ -199,6 +225,8 @@ class TangoReceiver(TangoDevice):
 
 class TangoProcessing(TangoDevice):
     """A processing device (no acq_state): counters, finished flag, frames, reduced data."""
+
+    WATCHED = (("is_finished", tango.EventType.DATA_READY_EVENT), ("last_error", tango.EventType.DATA_READY_EVENT))
 
     async def progress_counters(self) -> dict[str, int]:
         return dict(json.loads(await self.read("progress_counters", poll=True)))

@@ -48,6 +48,12 @@ class Observer:
         self._checkpoint_at = 0.0
         self._checkpoint_saved: list[int] = []
         self._draining: Run | None = None
+        self.wake = asyncio.Event()
+        self._watched_run: Run | None = None
+
+    def notify(self) -> None:
+        """A device reported a change: the monitor ticks now instead of at its period."""
+        self.wake.set()
 
     def triggered(self) -> None:
         self.triggered_at = time.monotonic()
@@ -73,6 +79,10 @@ class Observer:
             self.adoption_checked = True
             await self.adopt_if_running()
         run = s.run
+        if run is not None and run is not self._watched_run:
+            self._watched_run = run
+            for p in run.processing:
+                s.spawn(p.watch(self.notify))
         if run is not None and (s.running or run is self._draining):
             await self.poll_progress(run)
             await self.track(run)
@@ -93,6 +103,7 @@ class Observer:
         for d, st in zip(s.devices, states, strict=True):
             if self.device_states[d.name] == DeviceState.OFFLINE and st != DeviceState.OFFLINE:
                 d.forget_cache()  # a restarted device may have a new schema
+                s.spawn(d.watch(self.notify))
             self.device_states[d.name] = st
         return self.device_states
 

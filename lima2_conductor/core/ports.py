@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .lima2 import DeviceState
@@ -21,6 +22,9 @@ class DevicePort(Protocol):
         ...
 
     async def acq_params(self) -> dict[str, Any]: ...
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever the device reports a change (best effort)."""
+        ...
 
 
 class ControlPort(DevicePort, Protocol):
@@ -44,6 +48,7 @@ class ProcessingPort(Protocol):
     async def get_frame(self, command: str, frame_idx: int) -> tuple[str, bytes]: ...
     async def last_frames(self) -> dict[str, int]: ...
     async def frame_info(self, attr: str) -> dict[str, Any]: ...
+    async def watch(self, wake: Callable[[], None]) -> None: ...
 
 
 class ReceiverPort(DevicePort, Protocol):

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 IDLE_PERIOD_S = 0.1
+MIN_GAP_S = 0.004
 TRIGGER_POLL_S = 0.001
 
 
@@ -74,7 +75,19 @@ class Monitor:
             self.ticks += 1
             self.tick_time_s += spent
             period = device.progress_event_period_ms / 1000 if system.running else IDLE_PERIOD_S
-            await asyncio.sleep(max(0.005, period - spent))
+            await self._wait(period - spent)
+
+    async def _wait(self, delay: float) -> None:
+        """Sleep until the next tick, or less when a device reports a change (events are
+        coalesced: ticks are at least ``MIN_GAP_S`` apart)."""
+        wake = self.device.core.observer.wake
+        await asyncio.sleep(MIN_GAP_S)
+        if not wake.is_set():
+            try:
+                await asyncio.wait_for(wake.wait(), max(0.0, delay - MIN_GAP_S))
+            except TimeoutError:
+                pass
+        wake.clear()
 
     # -- events ---------------------------------------------------------------------------
     def _push(self, name: str, value: Any) -> None:
