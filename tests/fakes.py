@@ -51,6 +51,9 @@ class FakeDevice:
             raise DeviceOffline("offline", self.name)
         return self.state
 
+    async def poll(self) -> tuple[DeviceState, int]:
+        return await self.acq_state(), self.acquired if self.name == "ctl" else self.xferred
+
     async def prepare(self, uuid: str, acq: dict[str, Any], proc: dict[str, Any] | None = None) -> None:
         await self._act("prepare")
         self.params, self.proc = acq, proc or {}
@@ -149,6 +152,9 @@ class FakeProcessing:
 
     async def is_finished(self) -> bool:
         return self.finished
+
+    async def progress(self) -> tuple[dict[str, int], bool]:
+        return await self.progress_counters(), self.finished
 
     async def last_error(self) -> str:
         return self.error

@@ -99,7 +99,11 @@ class TangoDevice:
             except tango.DevFailed as exc:
                 logger.info("%s: no %s events (%s); polled only", self.name, attr, exc.args[0].desc.strip())
 
+    calls = 0
+    """Remote calls made by every wrapper of this process (diagnostics: ``GetInfo``)."""
+
     async def _do(self, action: str, fn: Callable[[Any], Awaitable[T]], poll: bool = False) -> T:
+        TangoDevice.calls += 1
         try:
             proxy = await (self.poll_proxy() if poll else self.proxy())
             return await fn(proxy)
@@ -133,8 +137,22 @@ class TangoDevice:
     async def ping(self) -> None:
         await self._do("ping", lambda p: p.ping(), poll=True)
 
+    async def read_many(self, attrs: list[str], poll: bool = True) -> list[Any]:
+        """Several attributes in one call (one round trip instead of one per attribute)."""
+        replies = await self._do(f"read {', '.join(attrs)}", lambda p: p.read_attributes(attrs), poll=poll)
+        for reply in replies:
+            if reply.has_failed:
+                raise DeviceError(f"read {reply.name} failed", self.name)
+        return [reply.value for reply in replies]
+
     async def acq_state(self) -> DeviceState:
         return DeviceState(int(await self.read("acq_state", poll=True)))
+
+    COUNTER = ""
+
+    async def poll(self) -> tuple[DeviceState, int]:
+        state, count = await self.read_many(["acq_state", self.COUNTER])
+        return DeviceState(int(state)), int(count)
 
     async def start(self) -> None:
         await self.command("Start")
@@ -174,6 +192,8 @@ class TangoDevice:
 
 
 class TangoControl(TangoDevice):
+    COUNTER = "nb_frames_acquired"
+
     async def prepare(self, uuid: str, acq_params: dict[str, Any]) -> None:
         await self.write("acq_params", json.dumps(acq_params))
         await self.command("Prepare", uuid)
@@ -198,6 +218,8 @@ class TangoControl(TangoDevice):
 
 
 class TangoReceiver(TangoDevice):
+    COUNTER = "nb_frames_xferred"
+
     async def prepare(self, uuid: str, acq_params: dict[str, Any], proc_params: dict[str, Any]) -> None:
         await self.ping()  # a write to an offline device does not raise DevFailed
         await self.write("acq_params", json.dumps(acq_params))
@@ -233,6 +255,10 @@ class TangoProcessing(TangoDevice):
 
     async def is_finished(self) -> bool:
         return bool(await self.read("is_finished", poll=True))
+
+    async def progress(self) -> tuple[dict[str, int], bool]:
+        counters, finished = await self.read_many(["progress_counters", "is_finished"])
+        return dict(json.loads(counters)), bool(finished)
 
     async def last_error(self) -> str:
         return str(await self.read("last_error", poll=True))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy
 
+from ..backend.tango_devices import TangoDevice
 from ..core.devencoded import decode_frame
 from ..core.errors import ConductorError
 from .settings import SETTINGS
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 IDLE_PERIOD_S = 0.1
 MIN_GAP_S = 0.004
+MAX_CALLS_PER_S = 400
+"""The poll's budget: with many receivers the period stretches so that the conductor's own
+cost stays bounded (device events still wake it at once)."""
 TRIGGER_POLL_S = 0.001
 
 
@@ -38,6 +42,7 @@ class Monitor:
         self.observed = False
         self.ticks = 0
         self.tick_time_s = 0.0
+        self.events = 0
         self._pushed: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
         self._follow: asyncio.Task[None] | None = None
@@ -54,7 +59,12 @@ class Monitor:
         await asyncio.gather(*(t for t in (self._task, self._follow) if t is not None), return_exceptions=True)
 
     def stats(self) -> dict[str, Any]:
-        return {"ticks": self.ticks, "mean_tick_ms": 1000 * self.tick_time_s / max(1, self.ticks)}
+        return {
+            "ticks": self.ticks,
+            "mean_tick_ms": 1000 * self.tick_time_s / max(1, self.ticks),
+            "remote_calls": TangoDevice.calls,
+            "events_pushed": self.events,
+        }
 
     # -- the loop --------------------------------------------------------------------------
     async def _loop(self) -> None:
@@ -75,6 +85,7 @@ class Monitor:
             self.ticks += 1
             self.tick_time_s += spent
             period = device.progress_event_period_ms / 1000 if system.running else IDLE_PERIOD_S
+            period = max(period, system.observer.calls_per_tick() / MAX_CALLS_PER_S)
             await self._wait(period - spent)
 
     async def _wait(self, delay: float) -> None:
@@ -94,6 +105,7 @@ class Monitor:
         previous = self._pushed.get(name, self)
         if previous is self or previous != value:
             self._pushed[name] = value
+            self.events += 1
             if name in ("State", "Status"):
                 self.device.push_change_event(name)
             else:
