@@ -31,7 +31,8 @@ def describe(s: Snapshot) -> str:
     """One line of counters, without the bar."""
     of = f"/{s.nb_frames}" if s.nb_frames > 0 else ""
     endless = "" if s.nb_frames > 0 else " (endless run: Ctrl+C stops it)"
-    return f"{s.xferred}{of} frames transferred, {s.processed} processed, {s.saved} saved, {s.rate_hz:.1f} Hz{endless}"
+    rate = f", {s.rate_hz:.1f} Hz" if s.rate_hz > 0 else ""
+    return f"{s.xferred}{of} frames transferred, {s.processed} processed, {s.saved} saved{rate}{endless}"
 
 
 @dataclass

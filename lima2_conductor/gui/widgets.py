@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy
 import pyqtgraph as pg
-from taurus.external.qt import Qt, QtCore, QtGui
+from taurus.external.qt import Qt, QtGui
 
 from .listen import Listener
 
@@ -157,6 +157,3 @@ def title_font(widget: Qt.QWidget, scale: float = 1.3) -> None:
     font.setPointSizeF(font.pointSizeF() * scale)
     font.setBold(True)
     widget.setFont(font)
-
-
-__all__ = ["COUNTERS", "CounterBars", "LiveImage", "ReceiverStates", "QtCore", "title_font"]
