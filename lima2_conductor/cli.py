@@ -150,6 +150,7 @@ def demo(args: argparse.Namespace) -> int:
         f"Starting NosqlTangoDB, a simulated control, {args.receivers} receiver(s) and the conductor (logs in {workdir})"
     )
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)  # terminal closed: stop the servers too
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
     ok = False
     try:
