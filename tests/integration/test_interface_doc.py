@@ -30,6 +30,10 @@ def test_reference_matches_the_running_device(system2c: LocalSystem, device: str
         assert a.access == info.writable.name, a.name
         if a.unit:
             assert a.unit == info.unit, a.name
+    for a in doc.attributes:  # what the reference says has events can be subscribed to
+        if "change" in a.events or "polled" in a.events:
+            event_id = proxy.subscribe_event(a.name, tango.EventType.CHANGE_EVENT, 10)
+            proxy.unsubscribe_event(event_id)
     levels = {c.cmd_name: c.disp_level.name for c in proxy.command_list_query()}
     assert all(c.display_level == levels[c.name] for c in doc.commands)
     text = "\n".join(to_rst(doc))
