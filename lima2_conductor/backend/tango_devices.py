@@ -52,6 +52,7 @@ class TangoDevice:
         self.poll_timeout_ms = poll_timeout_ms
         self._proxies: dict[int, asyncio.Future[Any]] = {}
         self._watched: set[str] = set()
+        self._read_lock = asyncio.Lock()
         self._schemas: dict[str, dict[str, Any]] = {}
         self._class_name: str | None = None
 
@@ -138,8 +139,12 @@ class TangoDevice:
         await self._do("ping", lambda p: p.ping(), poll=True)
 
     async def read_many(self, attrs: list[str], poll: bool = True) -> list[Any]:
-        """Several attributes in one call (one round trip instead of one per attribute)."""
-        replies = await self._do(f"read {', '.join(attrs)}", lambda p: p.read_attributes(attrs), poll=poll)
+        """Several attributes in one call (one round trip instead of one per attribute).
+
+        One at a time per device: concurrent ``read_attributes`` on one proxy from the
+        executor's threads are not safe."""
+        async with self._read_lock:
+            replies = await self._do(f"read {', '.join(attrs)}", lambda p: p.read_attributes(attrs), poll=poll)
         for reply in replies:
             if reply.has_failed:
                 raise DeviceError(f"read {reply.name} failed", self.name)
@@ -152,7 +157,10 @@ class TangoDevice:
 
     async def poll(self) -> tuple[DeviceState, int]:
         state, count = await self.read_many(["acq_state", self.COUNTER])
-        return DeviceState(int(state)), int(count)
+        try:
+            return DeviceState(int(state)), int(count)
+        except (TypeError, ValueError):
+            raise DeviceError(f"acq_state {state!r} is not a Lima2 state", self.name) from None
 
     async def start(self) -> None:
         await self.command("Start")
