@@ -48,6 +48,16 @@ class _StubModule(types.ModuleType):
         return value
 
 
+# The few stand-ins that Bliss calls even with the null writer.
+FUNCTIONS: dict[str, dict[str, Any]] = {
+    "blisswriter.mapping.h5map": {"scan_info_to_h5map": lambda *args, **kwargs: {}},
+    "blisswriter.mapping.devices": {
+        "all_devices_info": lambda *args, **kwargs: {},
+        "get_primary_dataset_path": lambda *args, **kwargs: "",
+    },
+}
+
+
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if any(fullname == root or fullname.startswith(root + ".") for root in STUBBED):
@@ -60,7 +70,8 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return module
 
     def exec_module(self, module: types.ModuleType) -> None:
-        pass
+        for name, value in FUNCTIONS.get(module.__name__, {}).items():
+            setattr(module, name, value)
 
 
 def install() -> None:
