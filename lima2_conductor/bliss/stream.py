@@ -53,6 +53,16 @@ class FrameSource:
         frame, idx = decode_frame((raw[0], bytes(raw[1])))
         return (frame[0] if frame.shape[0] == 1 else frame), int(idx)
 
+    def newest(self, ready: int) -> tuple[np.ndarray, int]:
+        """The newest frame: ``GetFrame(-1)``; if the conductor's newest is not processed
+        yet, the newest of the ``ready`` frames the stream announced."""
+        try:
+            return self.live(-1)
+        except IndexNoMoreThereError:
+            if ready <= 0:
+                raise IndexNotYetThereError("no frame yet") from None
+            return self.live(ready - 1)
+
     def from_file(self, start: int, stop: int, step: int) -> np.ndarray:
         import h5py
 
@@ -155,7 +165,7 @@ class ConductorStream(BaseStream, LimaDirectAccess):
         size = len(self)
         if isinstance(key, int):
             if key == -1 and not sealed:
-                return self.frame_source.live(-1)[0]
+                return self.frame_source.newest(size)[0]
             if key < 0:
                 key += size
             if not 0 <= key < size:
@@ -176,7 +186,7 @@ class ConductorStream(BaseStream, LimaDirectAccess):
         return ConductorView(self.frame_source, stop - 1 if last_only else index, stop, self.is_sealed())
 
     def get_last_live_image(self) -> ImageData:
-        frame, idx = self.frame_source.live(-1)
+        frame, idx = self.frame_source.newest(len(self))
         return ImageData(array=frame, frame_id=idx, acq_tag=None)
 
 

@@ -134,15 +134,20 @@ def test_saving_follows_the_scan(det: Any) -> None:
     scan = loopscan(5, 0.01, det, save=True)
     masters = det.client.read_json("master_files")
     path, dataset = masters["frame"]
-    images = scan.scan_saving.images_path
     assert path.startswith(str(scan.scan_saving.get_path()))
     wait_for(lambda: h5py.File(path, "r")[dataset].shape[0] == 5, 30, "master file")
     with h5py.File(path, "r") as f:
         frames = np.asarray(f[dataset])
     live, _ = det.client.frame(4)
     np.testing.assert_array_equal(frames[4], live[0])
-    meta = scan.scan_info["instrument"]["det"] if "det" in scan.scan_info.get("instrument", {}) else None
-    assert meta is None or meta.get("master_file") == path, images
+    meta = next(d["metadata"] for k, d in scan.scan_info["devices"].items() if k.endswith(":det"))
+    assert (meta["master_file"], meta["master_dataset"]) == (path, dataset)
+    assert meta["acq_uuid"] == det.client.read("acq_uuid")
+    stream = scan.streams["det:frame"]
+    assert len(stream) == 5
+    np.testing.assert_array_equal(stream[4], frames[4])  # sealed: from the master file
+    np.testing.assert_array_equal(stream[-1], frames[4])
+    np.testing.assert_array_equal(stream[1:3], frames[1:3])
     assert det.last_run["run_state"] == "DONE"
 
     sct(0.01, det)
