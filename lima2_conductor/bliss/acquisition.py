@@ -15,9 +15,9 @@ from typing import Any
 import tango
 from bliss.scanning.chain import AcquisitionMaster, AcquisitionSlave
 
+from .channel import ConductorImageChannel
 from .client import AcquisitionFailed, ConductorClient
 from .params import FINISHED, ProfileRoi, control_params, processing_params
-from .channel import ConductorImageChannel
 
 logger = logging.getLogger(__name__)
 ENDED = ("DONE", "STOPPED", "FAULT")

@@ -20,7 +20,7 @@ import numpy as np
 import tango
 
 from ..core.devencoded import decode_frame, decode_rows
-from .params import ACTIVE, FINISHED, TRANSIENT, failure_message, parse_json
+from .params import ACTIVE, TRANSIENT, failure_message, parse_json
 
 logger = logging.getLogger(__name__)
 
@@ -60,15 +60,13 @@ class RunWatcher:
             if name in self._event_ids:
                 continue
             try:
-                self._event_ids[name] = self._proxy.subscribe_event(
-                    name, tango.EventType.CHANGE_EVENT, self._on_event
-                )
+                self._event_ids[name] = self._proxy.subscribe_event(name, tango.EventType.CHANGE_EVENT, self._on_event)
                 self.subscribed.add(name)
             except tango.DevFailed as exc:
                 logger.debug("no change events for %s (%s): polled", name, exc.args[0].desc)
 
     def unsubscribe(self) -> None:
-        for name, eid in list(self._event_ids.items()):
+        for eid in list(self._event_ids.values()):
             try:
                 self._proxy.unsubscribe_event(eid)
             except tango.DevFailed:

@@ -129,9 +129,7 @@ class Lima2Conductor(CounterContainer):
     @autocomplete_property
     def counters(self) -> Any:
         self._refresh_counters()
-        return counter_namespace(
-            [self._frame, *self._roi_stats_cc.counters, *self._roi_profiles_cc.counters]
-        )
+        return counter_namespace([self._frame, *self._roi_stats_cc.counters, *self._roi_profiles_cc.counters])
 
     @autocomplete_property
     def counter_groups(self) -> Any:

@@ -74,7 +74,11 @@ def running_beacon(db_path: Path, workdir: Path, timeout: float = 60.0) -> Itera
         "--log-viewer-port=0",
         "--tango-port=0",
     ]
-    env = dict(os.environ, CONDA_PREFIX=str(prefix), PATH=os.pathsep.join([str(prefix / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]]))
+    env = dict(
+        os.environ,
+        CONDA_PREFIX=str(prefix),
+        PATH=os.pathsep.join([str(prefix / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]]),
+    )
     log = workdir / "beacon.log"
     with log.open("ab") as out:
         popen = subprocess.Popen(

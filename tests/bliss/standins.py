@@ -79,7 +79,6 @@ def install() -> None:
     if not any(isinstance(f, _Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
     import bliss  # noqa: F401 - patches gevent first
-
     import blissdata.lima.client as lima_client
 
     if not hasattr(lima_client, "lima_client_factory"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import gevent
 import numpy as np
 import pytest
 
@@ -29,6 +28,7 @@ def test_receiver_failure_fails_the_scan_then_the_next_scan_works(det: Any, blis
 
 
 def test_abort_stops_the_run_then_the_next_scan_works(det: Any) -> None:  # noqa: F811
+    import gevent
     from bliss.common.scans import loopscan
 
     scan = loopscan(500, 0.01, det, run=False)
@@ -44,6 +44,7 @@ def test_abort_stops_the_run_then_the_next_scan_works(det: Any) -> None:  # noqa
 
 
 def test_live_frames_while_the_scan_runs(det: Any) -> None:  # noqa: F811
+    import gevent
     from bliss.common.scans import loopscan
 
     scan = loopscan(60, 0.02, det, run=False)

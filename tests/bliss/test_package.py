@@ -32,7 +32,12 @@ def test_processing_params_put_rectangles_before_arcs() -> None:
 
 def test_control_params_in_microseconds() -> None:
     acq = params.control_params(10, 0.0125, 0.001, "software")["acq"]
-    assert (acq["nb_frames"], acq["expo_time"], acq["latency_time"], acq["trigger_mode"]) == (10, 12500, 1000, "software")
+    assert (acq["nb_frames"], acq["expo_time"], acq["latency_time"], acq["trigger_mode"]) == (
+        10,
+        12500,
+        1000,
+        "software",
+    )
     with pytest.raises(ValueError):
         params.control_params(1, 0.1, 0, "sometimes")
 
@@ -52,5 +57,7 @@ def test_failure_message_names_the_device_and_reason() -> None:
 
 
 def test_roi_from_dict() -> None:
-    roi = params.roi_from_dict({"kind": "profile", "name": "p", "x": 1, "y": 2, "width": 3, "height": 4, "mode": "vertical"})
+    roi = params.roi_from_dict(
+        {"kind": "profile", "name": "p", "x": 1, "y": 2, "width": 3, "height": 4, "mode": "vertical"}
+    )
     assert roi == params.ProfileRoi("p", 1, 2, 3, 4, "vertical") and roi.length == 4

@@ -50,7 +50,16 @@ def test_loaded_from_yaml(det: Any) -> None:
     assert list(det.counter_groups.images._fields) == ["frame"]
     assert "r1_sum" in det.counter_groups.rois._fields and "frame" not in det.counter_groups.rois._fields
     info = det.__info__()
-    for text in ("State:", "Status:", "round_robin", "id00/limareceiver/simulator2", "r1:", "a1:", "Saving", "Last run"):
+    for text in (
+        "State:",
+        "Status:",
+        "round_robin",
+        "id00/limareceiver/simulator2",
+        "r1:",
+        "a1:",
+        "Saving",
+        "Last run",
+    ):
         assert text in info, text
 
 
