@@ -172,9 +172,22 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         def ready(v: dict[str, Any]) -> bool:
             return int(v.get("nb_frames_acquired", 0)) >= target or str(v.get("run_state")) in ENDED
 
-        self.client.watcher.wait(ready, needs=PROGRESS)
+        if not self.client.watcher.wait(ready, timeout=self._point_deadline(), needs=PROGRESS):
+            v = self.client.watcher.values
+            raise AcquisitionFailed(
+                f"{self.name}: frame {target - 1} not acquired after {self._point_deadline():.0f} s "
+                f"(run {v.get('run_state')}, {v.get('nb_frames_acquired')} frames acquired)"
+            )
         if str(self.client.watcher.values.get("run_state")) == "FAULT":
             raise self.client.failure(self.name)
+
+    def _point_deadline(self) -> float | None:
+        """How long a point may wait for its frames (None: hardware triggers, no limit)."""
+        if self.trigger_mode not in ("internal", "software"):
+            return None
+        frames = self.frames_per_point if self.prepare_once else self.npoints
+        period = float(self.acq_params["expo_time"]) + float(self.acq_params["latency_time"])
+        return 30.0 + 2 * period * max(1, frames)
 
     def reading(self) -> None:
         """Emit progress while the run lasts; at its end, fail the scan if it failed."""
