@@ -162,7 +162,8 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
                 raise self.client.failure(self.name) from None
 
     def wait_ready(self) -> None:
-        """Release the next point once this point's frames are acquired."""
+        """Release the next point once this point's frames are acquired (one run per
+        point: once its run has ended)."""
         if not self._started:
             return
         target = (self._point + 1) * self.frames_per_point if self.prepare_once else self.npoints
@@ -170,7 +171,10 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
             target = min(target, self.npoints)
 
         def ready(v: dict[str, Any]) -> bool:
-            return int(v.get("nb_frames_acquired", 0)) >= target or str(v.get("run_state")) in ENDED
+            if str(v.get("run_state")) in ENDED:
+                return True
+            # one run per point: the point is over when its run is (the next Prepare needs it)
+            return self.prepare_once and int(v.get("nb_frames_acquired", 0)) >= target
 
         if not self.client.watcher.wait(ready, timeout=self._point_deadline(), needs=PROGRESS):
             v = self.client.watcher.values

@@ -163,3 +163,15 @@ def test_saving_follows_the_scan(det: Any) -> None:
     assert det.client.read_json("master_files")  # sct saves
     scan = loopscan(3, 0.01, det, save=False)
     assert det.client.read_json("master_files") == {}
+
+
+def test_internal_trigger_prepares_each_point(det: Any) -> None:
+    from bliss.common.scans import loopscan
+
+    det.acquisition.trigger_mode = "internal"
+    scan = loopscan(3, 0.01, det.counters.r1_sum)
+    assert det.last_run["trigger_mode"] == "internal" and det.last_run["frames"] == 1
+    assert det.client.run_state() == "DONE"
+    got = values(scan, "det:roi_stats:r1_sum")
+    assert len(got) == 3
+    assert got[-1] == det.client.reduced_rows("roi_stats", 0, 0)["sum"][0]
