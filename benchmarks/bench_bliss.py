@@ -37,10 +37,20 @@ LAYOUT = Layout(2, "id00", sensor=(256, 256))
 TARGET_MS = 5.0
 
 
-def timed_points(scan_fn: Any, npoints: int) -> float:
-    t0 = time.perf_counter()
-    scan_fn()
-    return (time.perf_counter() - t0) / npoints
+def timed_points(scan_fn: Any, npoints: int, attempts: int = 3) -> float:
+    """Seconds per point of one scan; a scan failed by the simulated system is reported
+    and run again (the next scan resets the failed run by itself)."""
+    for attempt in range(attempts):
+        t0 = time.perf_counter()
+        try:
+            scan_fn()
+        except Exception as exc:  # noqa: BLE001 - reported, then retried
+            if attempt == attempts - 1:
+                raise
+            print(f"  (a scan failed, run again: {str(exc).splitlines()[0]} / {str(exc).splitlines()[-1][:160]})")
+            continue
+        return (time.perf_counter() - t0) / npoints
+    raise AssertionError("unreachable")
 
 
 def instrument(master_cls: Any) -> dict[str, list[float]]:

@@ -42,6 +42,16 @@ class AcquisitionFailed(RuntimeError):
     """The conductor's run failed; the message names the device and the reason."""
 
 
+def _plausible(name: str, value: Any) -> bool:
+    """A progress value worth keeping: set, and for counts an int32 frame count."""
+    if value is None:
+        return False
+    if name != "run_state" and not 0 <= int(value) < 2**31:
+        logger.warning("ignoring an implausible %s = %r from the conductor", name, value)
+        return False
+    return True
+
+
 class RunWatcher:
     """Latest values of the watched attributes, from events or polling."""
 
@@ -80,7 +90,7 @@ class RunWatcher:
             self._changed.set()
             return
         name = event.attr_value.name.lower()
-        if event.attr_value.value is not None:
+        if _plausible(name, event.attr_value.value):
             self.values[name] = event.attr_value.value
         self.subscribed.add(name)
         self._changed.set()
@@ -88,7 +98,7 @@ class RunWatcher:
     def refresh(self) -> None:
         """Read every watched attribute now (one call)."""
         for attr in self._proxy.read_attributes(list(WATCHED)):
-            if attr.value is not None:
+            if _plausible(attr.name.lower(), attr.value):
                 self.values[attr.name.lower()] = attr.value
 
     def wait(
