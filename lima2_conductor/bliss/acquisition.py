@@ -15,6 +15,7 @@ from typing import Any
 import tango
 from bliss.scanning.chain import AcquisitionMaster, AcquisitionSlave
 
+from ..core.lima2 import INTERNAL_TRIGGER, SOFTWARE_TRIGGER
 from .channel import ConductorImageChannel
 from .client import AcquisitionFailed, ConductorClient
 from .params import FINISHED, ProfileRoi, control_params, processing_params
@@ -35,7 +36,7 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
             name=controller.name,
             npoints=int(self.acq_params["nb_frames"]),
             trigger_type=AcquisitionMaster.SOFTWARE
-            if trigger_mode in ("internal", "software")
+            if trigger_mode in (INTERNAL_TRIGGER, SOFTWARE_TRIGGER)
             else AcquisitionMaster.HARDWARE,
             prepare_once=bool(self.acq_params["prepare_once"]),
             start_once=bool(self.acq_params["start_once"]),
@@ -155,7 +156,7 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
 
     def trigger(self) -> None:
         self.trigger_slaves()
-        if self.trigger_mode == "software":
+        if self.trigger_mode == SOFTWARE_TRIGGER:
             try:
                 self.client.trigger()
             except tango.DevFailed:
@@ -187,7 +188,7 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
 
     def _point_deadline(self) -> float | None:
         """How long a point may wait for its frames (None: hardware triggers, no limit)."""
-        if self.trigger_mode not in ("internal", "software"):
+        if self.trigger_mode not in (INTERNAL_TRIGGER, SOFTWARE_TRIGGER):
             return None
         frames = self.frames_per_point if self.prepare_once else self.npoints
         period = float(self.acq_params["expo_time"]) + float(self.acq_params["latency_time"])

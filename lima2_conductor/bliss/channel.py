@@ -8,7 +8,8 @@ import numpy as np
 import tango
 from bliss.scanning.channel import BaseAcquisitionChannel
 
-from .counters import PIXEL_DTYPES
+from ..core.lima2 import DEFAULT_PIXEL_TYPE
+from .counters import frame_dtype
 from .stream import ConductorStream
 
 
@@ -37,7 +38,7 @@ class ConductorImageChannel(BaseAcquisitionChannel):
         self._uuid = uuid
         shape = [int(v) for v in frame_info.get("shape", [1, 0, 0])]
         self._shape = tuple(shape[1:]) if shape and shape[0] == 1 else tuple(shape)
-        self._dtype = np.dtype(PIXEL_DTYPES.get(str(frame_info.get("pixel_type", "gray16")), "uint16"))
+        self._dtype = frame_dtype(str(frame_info.get("pixel_type", DEFAULT_PIXEL_TYPE)))
         self._master_file = master_file
         self._last = -1
 

@@ -14,21 +14,24 @@ from bliss.common.counter import Counter
 from bliss.common.protocols import HasMetadataForDataset, HasMetadataForScanExclusive
 from bliss.controllers.counter import CounterController
 
+from ..core.lima2 import (
+    DEFAULT_PIXEL_TYPE,
+    EXTERNAL_TRIGGER,
+    GATE_TRIGGER,
+    INTERNAL_TRIGGER,
+    PIXEL_DTYPES,
+    SOFTWARE_TRIGGER,
+)
 from .params import STATS, default_trigger_mode, min_latency
+
+
+def frame_dtype(pixel_type: str) -> np.dtype:
+    """The numpy dtype of a Lima2 pixel type (the default one's if unknown)."""
+    return np.dtype(PIXEL_DTYPES.get(pixel_type, PIXEL_DTYPES[DEFAULT_PIXEL_TYPE]))
+
 
 if TYPE_CHECKING:
     from .controller import Lima2Conductor
-
-PIXEL_DTYPES = {
-    "gray8": "uint8",
-    "gray8s": "int8",
-    "gray16": "uint16",
-    "gray16s": "int16",
-    "gray32": "uint32",
-    "gray32s": "int32",
-    "gray32f": "float32",
-    "gray64f": "float64",
-}
 
 
 class FrameCounter(Counter):
@@ -40,7 +43,7 @@ class FrameCounter(Counter):
 
     @property
     def dtype(self) -> Any:
-        return np.dtype(PIXEL_DTYPES.get(self._det._cached("det_pixel_type", "gray16"), "uint16"))
+        return frame_dtype(self._det._cached("det_pixel_type", DEFAULT_PIXEL_TYPE))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -95,10 +98,10 @@ class DetectorController(CounterController, HasMetadataForScanExclusive, HasMeta
         elif settings.trigger_mode != "auto":
             trigger_mode = settings.trigger_mode
         elif npoints == 1:
-            trigger_mode = "internal"
+            trigger_mode = INTERNAL_TRIGGER
         else:
             trigger_mode = default_trigger_mode(caps)
-        prepare_once = trigger_mode in ("software", "external", "gate")
+        prepare_once = trigger_mode in (SOFTWARE_TRIGGER, EXTERNAL_TRIGGER, GATE_TRIGGER)
         per_trigger = int(acq_params.get("nb_frames_per_trigger", settings.nb_frames_per_trigger))
         nb_frames = acq_params.get("nb_frames")
         if nb_frames is None:

@@ -10,11 +10,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.lima2 import INTERNAL_TRIGGER, SOFTWARE_TRIGGER, TRIGGER_MODES
+
 STATS = ("sum", "avg", "std", "min", "max")
 FINISHED = ("DONE", "STOPPED", "FAULT", "IDLE", "PREPARED")
 ACTIVE = ("STARTING", "RUNNING", "WAITING_FOR_PROC", "STOPPING")
 TRANSIENT = ("PREPARING", "RESETTING")
-TRIGGER_MODES = ("internal", "software", "external", "gate")
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def control_params(
 def default_trigger_mode(capabilities: dict[str, Any]) -> str:
     """``software`` when the detector offers it, else ``internal`` (as Bliss's Lima2)."""
     modes = [str(m).lower() for m in capabilities.get("trigger_modes", [])]
-    return "software" if "software" in modes else "internal"
+    return SOFTWARE_TRIGGER if SOFTWARE_TRIGGER in modes else INTERNAL_TRIGGER
 
 
 def min_latency(capabilities: dict[str, Any]) -> float:
