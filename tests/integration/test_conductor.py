@@ -148,7 +148,7 @@ def test_wrong_command_order(conductor: tango.DeviceProxy) -> None:
 
 
 def test_concurrent_prepares_one_wins(conductor: tango.DeviceProxy) -> None:
-    tango.DeviceProxy(receiver_name(0)).sim_prepare_delay = 0.5
+    tango.DeviceProxy(receiver_name(0)).sim_prepare_delay = 2.0
     results: list[str] = []
 
     def prepare() -> None:
@@ -158,11 +158,12 @@ def test_concurrent_prepares_one_wins(conductor: tango.DeviceProxy) -> None:
         except tango.DevFailed as exc:
             results.append(exc.args[0].reason)
 
-    threads = [threading.Thread(target=prepare) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    first = threading.Thread(target=prepare)
+    first.start()
+    # the second Prepare once the first is under way, not at a time that may miss it
+    wait_for(lambda: conductor.run_state == "PREPARING" or not first.is_alive(), 10, "first prepare under way")
+    prepare()
+    first.join(10)
     assert sorted(results) == ["OPERATION_NOT_ALLOWED", "ok"]
     assert conductor.State() == tango.DevState.STANDBY
 

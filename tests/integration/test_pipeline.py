@@ -145,16 +145,24 @@ def test_stopped_run_leaves_a_valid_master_file(layout: Layout, data_dir: Path) 
     if layout.nb_receivers != 2:
         pytest.skip("one topology is enough")
     c = conductor(layout)
-    c.acq_nb_frames = 1000
-    c.acq_expo_time = 0.002
-    c.Prepare(json.dumps(params(data_dir, 50)))
+    p = params(data_dir, 50)
+    # one software trigger gives 500 of the 1000 frames: the run cannot end before the
+    # Stop, however late the Stop lands
+    p["control"]["acq"] = {
+        "nb_frames": 1000,
+        "expo_time": 2000,
+        "trigger_mode": "software",
+        "nb_frames_per_trigger": 500,
+    }
+    c.Prepare(json.dumps(p))
     c.Start()
+    c.Trigger()
     wait_for(lambda: c.nb_frames_saved >= 400, 20, "400 frames saved")
     c.Stop()
     wait_for(lambda: c.run_state in ("STOPPED", "FAULT"), 20, "stopped")
     assert c.run_state == "STOPPED", c.Status()
     saved = c.nb_frames_saved
-    assert 400 <= saved < 1000
+    assert 400 <= saved <= 500
     with h5py.File(json.loads(c.master_files)["frame"][0]) as f:
         data = f["entry_0000/instrument/detector/data"]
         assert saved - 1 <= data.shape[0] <= saved
@@ -166,16 +174,20 @@ def test_live_image(layout: Layout) -> None:
     if layout.nb_receivers != 2:
         pytest.skip("one topology is enough")
     c = conductor(layout)
-    c.acq_nb_frames = 100
-    c.acq_expo_time = 0.02
     c.saving_enabled = False
-    c.Prepare("")
+    # 10 of the 100 frames, then the run waits for triggers: it is running for the live image
+    c.Prepare(
+        json.dumps({"control": {"acq": {"nb_frames": 100, "trigger_mode": "software", "nb_frames_per_trigger": 10}}})
+    )
     c.Start()
+    c.Trigger()
     wait_for(lambda: c.last_image_ready >= 0, 10, "a live image")
+    # the image is refreshed only while running: once stopped, the two reads agree
+    c.Stop()
+    wait_for(lambda: c.run_state in ("STOPPED", "FAULT"), 20, "stopped")
     image = c.last_image
     assert image.shape == (512, 512)
     assert stamped_index(image.astype(np.int64)) == c.last_image_ready
-    c.Stop()
 
 
 @pytest.fixture(scope="module")
