@@ -7,10 +7,11 @@ Its ``AcquisitionSystem`` runs in this test process against the simulator server
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,29 @@ def make_system(topology: str = "round_robin") -> Any:
     return lima2.AcquisitionSystem(control=ctl, receivers=rcvs, topology=topo, tango_timeout_s=5)
 
 
+@contextlib.asynccontextmanager
+async def attached(acqsys: Any) -> AsyncIterator[None]:
+    """``acqsys.attach()``, then unsubscribe the peer from its processing devices' events.
+
+    The peer never unsubscribes (it counts on the garbage collector). When a scenario
+    fails, its traceback keeps the peer's objects alive past the module; once this
+    module's event loop is closed and the servers stopped, Tango calls their event
+    callbacks with errors, and pytango creates callback coroutines it can no longer
+    schedule ("coroutine 'TangoProcessing.on_finished.<locals>.wrapper' was never
+    awaited", printed during later modules).
+    """
+    with acqsys.attach():
+        try:
+            yield
+        finally:
+            if acqsys.acquisition is not None:
+                for dev in acqsys.acquisition.proc_group:
+                    for event_id in (dev.on_finished_event_id, dev.on_error_event_id):
+                        if event_id != -1:
+                            with contextlib.suppress(tango.DevFailed):
+                                await dev.device.unsubscribe_event(event_id)
+
+
 async def prepare(acqsys: Any, acq: dict[str, Any], proc: dict[str, Any]) -> None:
     """The peer's ``prepare``, then wait until its receiver pollers have seen PREPARED.
 
@@ -102,7 +126,7 @@ def test_round_robin_120_frames(system2: LocalSystem, data_dir: Path, run: Any) 
 
     async def scenario() -> dict[str, Any]:
         acqsys = make_system()
-        with acqsys.attach():
+        async with attached(acqsys):
             proc = jsonschema_default.create_from(
                 json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy"))
             )
@@ -168,7 +192,7 @@ def test_software_trigger(system2: LocalSystem, run: Any) -> None:
 
     async def scenario() -> int:
         acqsys = make_system()
-        with acqsys.attach():
+        async with attached(acqsys):
             proc = jsonschema_default.create_from(
                 json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy"))
             )
@@ -191,7 +215,7 @@ def test_dynamic_dispatch_lookup(system2: LocalSystem, run: Any) -> None:
 
     async def scenario() -> list[int]:
         acqsys = make_system("dynamic")
-        with acqsys.attach():
+        async with attached(acqsys):
             proc = jsonschema_default.create_from(
                 json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy"))
             )
@@ -223,7 +247,7 @@ def test_master_files_equal_frame_by_frame(
 
     async def peer() -> str:
         acqsys = make_system()
-        with acqsys.attach():
+        async with attached(acqsys):
             proc = jsonschema_default.create_from(
                 json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy"))
             )
