@@ -132,11 +132,12 @@ class LimaSimulatorReceiver(SimulatorDevice):
 
     @command
     async def Stop(self) -> None:
+        """End the acquisition early: like a real receiver (and unlike the control), the
+        receiver goes back to IDLE, not STOPPED, once its receiving loop has ended."""
         self.maybe_hang()
         if self._acq_state != DeviceState.RUNNING:
             return
         self._stop = True
-        self.set_acq_state(DeviceState.STOPPED)
 
     @command
     async def Close(self) -> None:
