@@ -124,6 +124,11 @@ class LimaSimulatorReceiver(SimulatorDevice):
         self.require(DeviceState.PREPARED, command="Start")
         self.consume_fail("_fail_start", "Start")
         assert self._clock is not None and self._current is not None
+        if self._task is not None and not self._task.done():
+            # the previous run's loop (told to stop by Stop or Reset) ends before a new
+            # one starts: one stop flag serves one run at a time
+            self._stop = True
+            await asyncio.wait({self._task}, timeout=10)
         self._stop = False
         self._clock.start()
         self.set_acq_state(DeviceState.RUNNING)

@@ -18,11 +18,9 @@ def system(system2c: LocalSystem) -> Iterator[LocalSystem]:
 @pytest.fixture
 def conductor(system: LocalSystem) -> tango.DeviceProxy:
     c = tango.DeviceProxy(CONDUCTOR)
-    wait_for(
-        lambda: c.State() == tango.DevState.ON or c.State() in (tango.DevState.FAULT, tango.DevState.STANDBY),
-        10,
-        "conductor",
-    )
+    wait_for(lambda: c.State() != tango.DevState.INIT, 20, "conductor answering")
+    c.Stop()  # whatever a previous test left running
+    wait_for(lambda: not c.running, 20, "nothing running")
     for name in (CONTROL, receiver_name(0), receiver_name(1)):
         d = tango.DeviceProxy(name)
         d.sim_fail_prepare = False
