@@ -45,25 +45,6 @@ class SavingError(ConductorError):
     reason = "SAVING_ERROR"
 
 
-class InternalError(ConductorError):
-    reason = "INTERNAL_ERROR"
-
-
-REASONS = tuple(
-    cls.reason
-    for cls in (
-        ParamError,
-        OperationNotAllowed,
-        DeviceOffline,
-        DeviceTimeout,
-        DeviceError,
-        NotFound,
-        SavingError,
-        InternalError,
-    )
-)
-
-
 class MultiDeviceError(ConductorError):
     """Several devices failed one fan-out; the reason is the most telling one."""
 

@@ -66,7 +66,6 @@ class FrameWriter:
         self.index_ds: h5py.Dataset | None = None
         self.file_number = -1
         self.nb_saved = 0
-        self.paths: list[str] = []
 
     def _open(self, file_number: int) -> None:
         self.close()
@@ -99,7 +98,6 @@ class FrameWriter:
             self.index_ds = None
         self.file = f
         self.file_number = file_number
-        self.paths.append(path)
 
     def write(self, frames: npt.NDArray, indices: npt.NDArray[np.int64]) -> None:
         """Append frames ``(n, c, h, w)`` with their global indices."""
