@@ -98,8 +98,10 @@ def write(
     frame_shape: tuple[int, int, int],
     dtype: np.dtype,
     metadata: dict[str, Any],
+    vector: bool = False,
 ) -> None:
-    """Write the master file atomically (blocking: call from a thread)."""
+    """Write the master file atomically (blocking: call from a thread); a ``vector``
+    source (1 x 1 x length frames) is marked as a spectrum."""
     import h5py
 
     channels, height, width = frame_shape
@@ -132,7 +134,7 @@ def write(
             parent = f.require_group(saving.data_path.rsplit("/", 1)[0])
             h5py.h5d.create(parent.id, b"data", h5py.h5t.py_create(dtype), vspace, dcpl=dcpl).close()
             dset = f[saving.data_path]
-            dset.attrs["interpretation"] = "image"
+            dset.attrs["interpretation"] = "spectrum" if vector else "image"
             entry, inst, det = (
                 f[saving.entry],
                 f[saving.entry][saving.instrument],
