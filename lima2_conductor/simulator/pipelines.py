@@ -232,9 +232,10 @@ class SmxPipeline(ClassPipeline):
     sparse_dtype = np.dtype("<f4")
 
     def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        g = self.geometry
+        generator: FrameGenerator = args[2]  # the output geometry is needed by the writers
+        g = generator.geometry
         self.out_geometry = FrameGeometry(g.width, g.height, 1, lima2.FLOAT_PIXEL_TYPE)
+        super().__init__(*args)
         self.bins = analysis.RadialBins.of(g.width, g.height)
         fai = self.proc_params["fai"]
         self.cutoff, self.cycle, self.noise = float(fai["cutoff_pick"]), int(fai["cycle"]), float(fai["noise"])
