@@ -16,14 +16,24 @@ import numpy as np
 from . import master_file
 from .devencoded import decode_rows, encode_frame
 from .errors import ConductorError, NotFound, ParamError, SavingError
-from .lima2 import DENSE, DENSE_SUFFIX, FRAME_IDX_DTYPE, FRAME_IDX_GETTER, VECTOR, PipelineSpec, pixel_dtype
+from .lima2 import (
+    DENSE,
+    DENSE_SUFFIX,
+    FRAME_IDX_DTYPE,
+    FRAME_IDX_GETTER,
+    SPARSE,
+    VECTOR,
+    PipelineSpec,
+    pixel_dtype,
+)
 from .ports import ProcessingPort
 from .reduced_data import ReducedStore
 from .topology import Locator
 
 logger = logging.getLogger(__name__)
-MASTER_FILE_KINDS = (DENSE, VECTOR)
-"""Frame kinds that get a master file (a virtual dataset over the receivers' files)."""
+MASTER_FILE_KINDS = (DENSE, VECTOR, SPARSE)
+"""Frame kinds that get a master file (a virtual dataset over the receivers' files for
+dense and vector frames, a copy in global order for sparse ones)."""
 Call = Callable[[Any, str, Awaitable[Any]], Awaitable[Any]]
 """``call(device, action, awaitable)``: the system's deadline-bounded remote call."""
 
@@ -111,7 +121,7 @@ class RunPipeline:
                 "pixel_type": info["pixel_type"],
                 "saved": s.name in self.savings,
             }
-            if s.kind not in MASTER_FILE_KINDS:
+            if s.kind not in (DENSE, VECTOR):
                 out[s.name]["dense"] = f"{s.name}{DENSE_SUFFIX}"
         return out
 
@@ -143,7 +153,7 @@ class RunPipeline:
             )
         h5 = None
         saving = self.savings.get(source)
-        if saving is not None and local < saved[rank]:
+        if saving is not None and src.kind != SPARSE and local < saved[rank]:
             per_file = saving.nb_frames_per_file
             h5 = {
                 "file": f"{saving.base_path}/{saving.file_name(rank, local // per_file)}",
@@ -174,10 +184,13 @@ class RunPipeline:
         for name, saving in self.savings.items():
             path = saving.master_path
             try:
+                meta = {**self.metadata, "uuid": self.uuid, "topology": self.topology_name}
+                if self.spec.source(name).kind == SPARSE:
+                    master_file.write_sparse(path, saving, len(self.devices), meta)
+                    continue
                 total, mappings = master_file.layout(self.locator, saved, saving)
                 info = self.frame_info[name]
                 shape = (int(info["nb_channels"]), int(info["dimensions"]["y"]), int(info["dimensions"]["x"]))
-                meta = {**self.metadata, "uuid": self.uuid, "topology": self.topology_name}
                 kind = self.spec.source(name).kind
                 master_file.write(
                     path, saving, total, mappings, shape, pixel_dtype(info["pixel_type"]), meta, kind == VECTOR

@@ -84,14 +84,22 @@ def test_each_pipeline_runs_to_done(conductor: tango.DeviceProxy, data_dir: Path
         sparse_counts = [len(decode_sparse(frame(c, "sparse_frame", i)).index) for i in range(NB)]
         assert rows[name].tolist() == sparse_counts
 
-    # one master file per enabled dense or vector channel, agreeing with GetFrame
+    # one master file per enabled dense, vector or sparse channel, agreeing with GetFrame
     masters = json.loads(c.master_files)
-    expected = [s.name for s in spec.frame_sources if s.saving and s.kind in (lima2.DENSE, lima2.VECTOR)]
+    expected = [s.name for s in spec.frame_sources if s.saving and s.kind != lima2.SMX_SPARSE]
     assert sorted(masters) == sorted(expected)
     for name, (path, dataset) in masters.items():
         source = spec.source(name)
         with h5py.File(path) as f:
             data = f[dataset]
+            if source.kind == lima2.SPARSE:
+                ptr = data["frame_ptr"][()]
+                assert len(ptr) == NB + 1
+                for i in (0, 5, NB - 1):
+                    sparse = decode_sparse(frame(c, name, i))
+                    np.testing.assert_array_equal(data["index"][ptr[i] : ptr[i + 1]], sparse.index)
+                    np.testing.assert_array_equal(data["intensity"][ptr[i] : ptr[i + 1]], sparse.intensity)
+                continue
             assert len(data) == NB
             for i in (0, 5, NB - 1):
                 raw = frame(c, name, i)
