@@ -55,10 +55,10 @@ class RadialBins:
 
     def average(self, frames: npt.NDArray) -> npt.NDArray[np.float32]:
         """Per-bin mean of a batch ``(n, h, w)``: ``(n, nb_bins)`` (NaN for an empty bin)."""
-        flat = frames.reshape(len(frames), -1).astype(np.float64)[:, self.order]
-        sums = np.add.reduceat(flat, self.starts, axis=1)
         out = np.full((len(frames), self.nb_bins), np.nan)
-        out[:, self.filled] = sums / self.counts[self.filled]
+        for k, frame in enumerate(frames):
+            sums = np.bincount(self.bins, weights=frame.reshape(-1), minlength=self.nb_bins)
+            out[k, self.filled] = sums[self.filled] / self.counts[self.filled]
         return out.astype(np.float32)
 
 
@@ -78,9 +78,32 @@ class Peaks:
     background_std: npt.NDArray[np.float32]
 
 
+HISTOGRAM_LIMIT = 1 << 20
+"""Integer frames whose values stay below this are clipped on their histogram."""
+
+
 def find_peaks(frame: npt.NDArray, bins: RadialBins, cutoff_pick: float, cycle: int, noise: float) -> Peaks:
     """SMX peak finding on one 2-D frame (see the module docstring)."""
-    values = frame.reshape(-1).astype(np.float64)
+    flat = frame.reshape(-1)
+    if np.issubdtype(flat.dtype, np.integer) and flat.size and 0 <= flat.min() and flat.max() < HISTOGRAM_LIMIT:
+        threshold = _clip_on_histogram(np.bincount(flat), cutoff_pick, cycle, noise)
+    else:
+        threshold = _clip_on_pixels(flat.astype(np.float64), cutoff_pick, cycle, noise)
+    peaks = np.flatnonzero(flat > threshold)
+    values = flat[peaks].astype(np.float64)
+    # background per bin = all pixels of the bin minus its peaks
+    n_bg = bins.counts - np.bincount(bins.bins[peaks], minlength=bins.nb_bins)
+    s1 = np.bincount(bins.bins, weights=flat, minlength=bins.nb_bins)
+    s2 = np.bincount(bins.bins, weights=np.square(flat, dtype=np.float64), minlength=bins.nb_bins)
+    s1 -= np.bincount(bins.bins[peaks], weights=values, minlength=bins.nb_bins)
+    s2 -= np.bincount(bins.bins[peaks], weights=values**2, minlength=bins.nb_bins)
+    safe = np.maximum(n_bg, 1)
+    avg = np.where(n_bg > 0, s1 / safe, 0.0)
+    std = np.where(n_bg > 0, np.sqrt(np.maximum(s2 / safe - avg**2, 0.0)), 0.0)
+    return Peaks(peaks.astype(np.int32), values.astype(np.float32), avg.astype(np.float32), std.astype(np.float32))
+
+
+def _clip_on_pixels(values: npt.NDArray[np.float64], cutoff_pick: float, cycle: int, noise: float) -> float:
     background = np.ones(values.shape, dtype=bool)
     threshold = np.inf
     for _ in range(max(1, cycle)):
@@ -89,19 +112,25 @@ def find_peaks(frame: npt.NDArray, bins: RadialBins, cutoff_pick: float, cycle: 
             break
         threshold = kept.mean() + cutoff_pick * max(kept.std(), noise)
         background = values <= threshold
-    peaks = np.flatnonzero(~background)
-    n_bg = np.bincount(bins.bins[background], minlength=bins.nb_bins)
-    s1 = np.bincount(bins.bins[background], weights=values[background], minlength=bins.nb_bins)
-    s2 = np.bincount(bins.bins[background], weights=values[background] ** 2, minlength=bins.nb_bins)
-    safe = np.maximum(n_bg, 1)
-    avg = np.where(n_bg > 0, s1 / safe, 0.0)
-    std = np.where(n_bg > 0, np.sqrt(np.maximum(s2 / safe - avg**2, 0.0)), 0.0)
-    return Peaks(
-        peaks.astype(np.int32),
-        values[peaks].astype(np.float32),
-        avg.astype(np.float32),
-        std.astype(np.float32),
-    )
+    return float(threshold)
+
+
+def _clip_on_histogram(counts: npt.NDArray[np.int64], cutoff_pick: float, cycle: int, noise: float) -> float:
+    """The same clipping on an integer frame's histogram (``counts[v]`` pixels of value v)."""
+    values = np.arange(len(counts), dtype=np.float64)
+    c0 = np.cumsum(counts, dtype=np.float64)
+    c1 = np.cumsum(counts * values)
+    c2 = np.cumsum(counts * values**2)
+    top = len(counts) - 1
+    threshold = np.inf
+    for _ in range(max(1, cycle)):
+        j = top if threshold == np.inf else min(top, int(np.floor(threshold)))
+        if j < 0 or c0[j] == 0:
+            break
+        mean = c1[j] / c0[j]
+        std = np.sqrt(max(c2[j] / c0[j] - mean * mean, 0.0))
+        threshold = mean + cutoff_pick * max(std, noise)
+    return float(threshold)
 
 
 def peak_image(peaks: Peaks, height: int, width: int) -> npt.NDArray[np.float32]:
@@ -113,10 +142,26 @@ def peak_image(peaks: Peaks, height: int, width: int) -> npt.NDArray[np.float32]
 
 def xpcs_process(frames: npt.NDArray) -> npt.NDArray:
     """XPCS: each frame ``(n, c, h, w)`` minus its channel-0 median (floored), clipped at 0."""
-    n = len(frames)
-    med = np.floor(np.median(frames[:, 0].reshape(n, -1), axis=1))
-    out = frames.astype(np.float64) - med[:, None, None, None]
-    return np.clip(out, 0, None).astype(frames.dtype)
+    out = np.empty_like(frames)
+    for k, frame in enumerate(frames):
+        m = floored_median(frame[0])
+        np.subtract(frame, frame.dtype.type(m), out=out[k], where=frame > m)
+        out[k][frame <= m] = 0
+    return out
+
+
+def floored_median(frame: npt.NDArray) -> float:
+    """``floor(median)`` of a frame; exact, from the histogram for small non-negative integers."""
+    flat = frame.reshape(-1)
+    if np.issubdtype(flat.dtype, np.integer) and flat.size and 0 <= flat.min() and flat.max() < HISTOGRAM_LIMIT:
+        cum = np.cumsum(np.bincount(flat))
+        n = flat.size
+        upper = int(np.searchsorted(cum, n // 2 + 1))  # value at sorted position n // 2
+        if n % 2:
+            return float(upper)
+        lower = int(np.searchsorted(cum, n // 2))  # value at sorted position n // 2 - 1
+        return float((lower + upper) // 2)
+    return float(np.floor(np.median(flat)))
 
 
 def sparse_of(frame: npt.NDArray) -> tuple[npt.NDArray[np.int32], npt.NDArray]:

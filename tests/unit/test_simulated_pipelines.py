@@ -255,3 +255,23 @@ def test_sparse_and_vector_codecs_round_trip() -> None:
         decode_sparse(("SPARSE_FRAME", b"\x00"))
     with pytest.raises(DecodeError):
         decode_sparse(("DATA_ARRAY", b""))
+
+
+def test_smx_float_path_and_median_match_numpy() -> None:
+    from lima2_conductor.simulator import analysis
+
+    p = make(lima2.SMX.class_name, fai={"normalization_factor": 2.0})
+    p.process(np.arange(3, dtype=np.int64))
+    rows = decode_rows(p.pop(lima2.PEAK_COUNTERS_GETTER, lima2.PEAK_COUNTER_DTYPE), lima2.PEAK_COUNTER_DTYPE)
+    for i, f in enumerate(p.generator.frames(np.arange(3))[:, 0].astype(np.float32) / 2):
+        v = f.astype(np.float64)
+        bg = np.ones(v.shape, dtype=bool)
+        for _ in range(3):
+            thr = v[bg].mean() + 4.0 * max(v[bg].std(), 0.6)
+            bg = v <= thr
+        assert rows["nb_peaks"][i] == (~bg).sum()
+    rng = np.random.default_rng(1)
+    for shape in ((5, 7), (4, 6), (1, 1)):
+        f = rng.integers(0, 3000, size=shape).astype(np.uint16)
+        assert analysis.floored_median(f) == np.floor(np.median(f))
+        assert analysis.floored_median(f.astype(np.float32)) == np.floor(np.median(f))
