@@ -15,6 +15,7 @@ import tango
 from lima2_conductor.core import lima2
 from lima2_conductor.core.devencoded import decode_frame, decode_rows, decode_sparse, decode_vector
 from lima2_conductor.launcher import LocalSystem, receiver_name, wait_for
+from tests.conftest import DYNAMIC, start
 from tests.integration.conftest import reason
 
 NB = 20
@@ -155,9 +156,49 @@ def test_failing_on_activate_and_on_prepare(conductor: tango.DeviceProxy) -> Non
     assert end(c) == "DONE", c.Status()
 
 
-def test_failing_refuses_dynamic_and_smx_checks_accumulation(conductor: tango.DeviceProxy) -> None:
+def test_smx_accumulation_must_divide_among_receivers(conductor: tango.DeviceProxy) -> None:
     with pytest.raises(tango.DevFailed) as info:
         conductor.Prepare(
             json.dumps({"processing": {"class_name": lima2.SMX.class_name, "fai": {"acc_nb_frames_xfer": 3}}})
         )
     assert reason(info) == "PARAM_ERROR" and "multiple" in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def dynamic(tango_db: LocalSystem) -> Any:
+    yield from start(tango_db, DYNAMIC, conductor=True)
+
+
+@pytest.mark.parametrize("spec", [lima2.SMX, lima2.XPCS, lima2.FAI], ids=["smx", "xpcs", "fai"])
+def test_dynamic_dispatch(dynamic: LocalSystem, data_dir: Path, spec: lima2.PipelineSpec) -> None:
+    """Frames dispatched as the detector decides: lookups follow the frame-index channel,
+    reduced data still come in global order, master files follow the same order."""
+    c = tango.DeviceProxy(DYNAMIC.conductor)
+    wait_for(lambda: c.State() in (tango.DevState.ON, tango.DevState.STANDBY, tango.DevState.FAULT), 10, "conductor")
+    c.Stop()
+    c.Reset()
+    c.acq_nb_frames = NB
+    c.acq_expo_time = 0.001
+    proc = processing(spec, data_dir)
+    c.Prepare(json.dumps({"control": {"det": {"dispatch_mode": lima2.RANDOM_DISPATCH}}, "processing": proc}))
+    c.Start()
+    assert end(c) == "DONE", c.Status()
+    stats = decode_rows(c.GetReducedData([[0, 0, 0], ["roi_stats"]]), lima2.STATS_DTYPE)
+    assert len(stats) == NB
+    for i in range(NB):
+        assert json.loads(c.Lookup(i))["frame_idx"] == i
+        raw = frame(c, spec.frame_sources[0].name, i)
+        assert decode_frame(raw)[1] == i
+    for name, (path, dataset) in json.loads(c.master_files).items():
+        if spec.source(name).kind != lima2.DENSE:
+            continue
+        with h5py.File(path) as f:
+            for i in (0, 3, NB - 1):
+                np.testing.assert_array_equal(f[dataset][i], decode_frame(frame(c, name, i))[0][0])
+
+
+def test_failing_refuses_dynamic_dispatch(dynamic: LocalSystem) -> None:
+    c = tango.DeviceProxy(DYNAMIC.conductor)
+    with pytest.raises(tango.DevFailed) as info:
+        failing(c)
+    assert reason(info) == "PARAM_ERROR" and "dynamic" in str(info.value)
