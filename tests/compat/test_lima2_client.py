@@ -357,4 +357,20 @@ def test_failing_pipeline(system2: LocalSystem, run: Any) -> None:
     assert run(_failing_scenario(acq, 20.0)) == (False, 30, State.IDLE)
     failed, _, state = run(_failing_scenario(acq, None, failed_frame_idx=10))
     assert failed and state == State.IDLE
+    failed, _, state = run(_failing_scenario(acq, None, failed_on_activate=True))
+    assert failed and state == State.IDLE
     assert run(_failing_scenario(acq, 20.0)) == (False, 30, State.IDLE)
+
+
+def test_published_schemas_give_complete_defaults(system2: LocalSystem) -> None:
+    """What Bliss builds from each class's schema (jsonschema_default) is a complete,
+    valid params set, and every class's Version is one Bliss accepts."""
+    from lima2_conductor.core import lima2 as names
+    from lima2_conductor.core.params import defaults_from_schema
+
+    db = tango.Database()
+    for class_name in names.PIPELINES:
+        schema = json.loads(db.get_class_attribute_property(class_name, "proc_params")["proc_params"]["schema"][0])
+        assert jsonschema_default.create_from(schema) == defaults_from_schema(schema)
+        assert db.get_class_property(class_name, "Version")["Version"][0] == names.CORE_VERSION
+    assert tango.DeviceProxy(CONTROL).version == names.CORE_VERSION
