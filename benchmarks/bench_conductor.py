@@ -120,14 +120,66 @@ def read_latency(name: str, attr: str, n: int = 300) -> list[float]:
     return out
 
 
-def e2e(layout: Layout) -> float:
+def e2e(layout: Layout) -> dict[str, float]:
+    """Prepare..DONE of 120 x 20 ms, with its breakdown (client side)."""
     c = tango.DeviceProxy(layout.conductor)
     c.acq_nb_frames, c.acq_expo_time = 120, 0.02
-    c.Prepare("")
     t0 = time.perf_counter()
+    c.Prepare("")
+    t1 = time.perf_counter()
     c.Start()
-    wait_for(lambda: c.run_state in ("DONE", "FAULT"), 30, "end", interval=0.002)
-    return time.perf_counter() - t0
+    t2 = time.perf_counter()
+    wait_for(lambda: c.nb_frames_acquired >= 1, 30, "first frame", interval=0.001)
+    t3 = time.perf_counter()
+    wait_for(lambda: c.nb_frames_acquired >= 120, 30, "last frame", interval=0.001)
+    t4 = time.perf_counter()
+    wait_for(lambda: c.run_state in ("DONE", "FAULT"), 30, "end", interval=0.001)
+    t5 = time.perf_counter()
+    return {
+        "prepare": t1 - t0,
+        "start": t2 - t1,
+        "first frame": t3 - t2,
+        "last frame to DONE": t5 - t4,
+        "total": t5 - t0,
+    }
+
+
+def fan_out_delay(layout: Layout, delay: float, repeat: int) -> float:
+    """Median Prepare time with every receiver's Prepare slowed by ``delay``."""
+    c = tango.DeviceProxy(layout.conductor)
+    c.set_timeout_millis(20_000)
+    c.acq_nb_frames, c.acq_expo_time = 1, 0.001
+    for r in layout.receivers:
+        tango.DeviceProxy(r).sim_prepare_delay = delay
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        c.Prepare("")
+        out.append(time.perf_counter() - t0)
+    for r in layout.receivers:
+        tango.DeviceProxy(r).sim_prepare_delay = 0.0
+    return statistics.median(out)
+
+
+def get_frame(layout: Layout, n: int = 100) -> tuple[list[float], list[float]]:
+    """GetFrame 512x512 through the conductor, and getFrame straight from the processing device."""
+    c = tango.DeviceProxy(layout.conductor)
+    c.acq_nb_frames, c.acq_expo_time = 40, 0.001
+    c.Prepare("")
+    c.Start()
+    wait_for(lambda: c.run_state == "DONE", 30, "end")
+    where = json.loads(c.Lookup(37))
+    direct = tango.DeviceProxy(where["processing_device"])
+    ours, plain = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        c.GetFrame([[37], ["frame"]])
+        t1 = time.perf_counter()
+        direct.command_inout(where["command"], 37)
+        t2 = time.perf_counter()
+        ours.append(t1 - t0)
+        plain.append(t2 - t1)
+    return ours, plain
 
 
 def kill_detection(system: LocalSystem, layout: Layout) -> float:
@@ -159,16 +211,36 @@ def main() -> None:
             print(
                 f"  {n} receiver(s): conductor {ms(ours)} | lima2-client {ms(peer)} | ratio {statistics.median(peer) / statistics.median(ours):5.1f}x"
             )
+            if n == 8:
+                plain, slow = fan_out_delay(layout, 0.0, 3), fan_out_delay(layout, 0.5, 3)
+                print(
+                    f"  fan-out: 8 receivers whose Prepare each sleeps 0.5 s make Prepare {(slow - plain):.2f} s slower "
+                    "(4 s if it were sequential)"
+                )
             if n != 2:
                 system.stop_layout(layout)
         two = LAYOUTS[2]
         ours_read = read_latency(two.conductor, "nb_frames_xferred")
         plain = read_latency(two.receiver(0), "nb_frames_xferred")
         print(f"Progress read: conductor nb_frames_xferred {ms(ours_read)} | simulator attribute {ms(plain)}")
-        runs = [e2e(two) for _ in range(3)]
-        _, peer_runs = loop.run_until_complete(peer_prepare_start(two, 3, nb_frames=120, expo_us=20_000))
+        runs = [e2e(two) for _ in range(5)]
+        peer_start, peer_runs = loop.run_until_complete(peer_prepare_start(two, 5, nb_frames=120, expo_us=20_000))
+        ours_total = statistics.median(r["total"] for r in runs) - 2.4
+        peer_total = statistics.median(a + b for a, b in zip(peer_start, peer_runs, strict=False)) - 2.4
         print(
-            f"120 x 20 ms: conductor start->DONE {ms(runs)}, overhead {(statistics.median(runs) - 2.4) * 1e3:.0f} ms over 2.4 s | lima2-client start->end {ms(peer_runs)}, overhead {(statistics.median(peer_runs) - 2.4) * 1e3:.0f} ms"
+            f"120 x 20 ms, Prepare..DONE overhead over 2.4 s: conductor {ours_total * 1e3:.0f} ms | "
+            f"lima2-client {peer_total * 1e3:.0f} ms | ratio {ours_total / peer_total:.2f} (target <= 0.5)"
+        )
+        print(
+            "  conductor breakdown (medians): "
+            + ", ".join(f"{k} {statistics.median(r[k] for r in runs) * 1e3:.0f} ms" for k in runs[0] if k != "total")
+        )
+        if PEER_MISSED:
+            print(f"  lima2-client missed the end of {len(PEER_MISSED)} run(s) ({', '.join(PEER_MISSED)}): left out")
+        ours_frame, direct_frame = get_frame(two)
+        ratio = statistics.median(ours_frame) / statistics.median(direct_frame)
+        print(
+            f"GetFrame 512x512: conductor {ms(ours_frame)} | direct getFrame {ms(direct_frame)} | ratio {ratio:.2f} (target <= 1.5)"
         )
         print(
             f"Receiver SIGKILL mid-run -> run FAULT after {kill_detection(system, two) * 1e3:.0f} ms (target < 1000 ms)"

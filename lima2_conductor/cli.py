@@ -4,22 +4,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .launcher import CONDUCTOR, local_system
+from .launcher import CONDUCTOR, local_system, receiver_name
+from .progress_display import ProgressDisplay, Snapshot
+from .shell import namespaces
+
+__all__ = ["main", "namespaces", "run_acquisition"]
+
+_COUNTERS = ("nb_frames_xferred", "nb_frames_processed", "nb_frames_saved", "frame_rate")
 
 
-def _bar(done: int, total: int, width: int = 40) -> str:
-    frac = done / total if total else 0.0
-    full = int(frac * width)
-    return "[" + "#" * full + "-" * (width - full) + f"] {done}/{total}"
+def _snapshot(conductor: Any, nb_frames: int) -> Snapshot | None:
+    """The counters now, None if a read failed (e.g. interrupted by a signal)."""
+    values = [a.value for a in conductor.read_attributes(list(_COUNTERS))]
+    if any(v is None for v in values):
+        return None
+    xferred, processed, saved, rate = values
+    return Snapshot(int(xferred), int(processed), int(saved), nb_frames, float(rate))
+
+
+def _wait_stopped(conductor: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while conductor.running and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def run_acquisition(
@@ -29,38 +46,99 @@ def run_acquisition(
     latency_time: float = 0.0,
     params: dict[str, Any] | None = None,
     timeout: float | None = None,
-    progress: bool = True,
+    progress: bool | ProgressDisplay = True,
 ) -> dict[str, Any]:
-    """Prepare and start an acquisition on a conductor proxy, wait for its end."""
+    """Prepare and start an acquisition on a conductor proxy, wait for its end.
+
+    ``nb_frames = 0`` is an endless run: it has no deadline and runs until Ctrl+C
+    (``KeyboardInterrupt``), which stops it. Otherwise the run is stopped and
+    ``TimeoutError`` raised after ``timeout`` s (default: three times the nominal
+    duration plus 30 s). ``progress``: ``True`` shows it on stdout (a bar on a terminal,
+    plain lines otherwise), or a :class:`ProgressDisplay`. Returns a summary dict
+    (``interrupted`` is true when Ctrl+C stopped the run).
+    """
+    display = progress if isinstance(progress, ProgressDisplay) else (ProgressDisplay() if progress else None)
     conductor.acq_nb_frames = nb_frames
     conductor.acq_expo_time = expo_time
     conductor.acq_latency_time = latency_time
     uid = conductor.Prepare(json.dumps(params or {}))
     t0 = time.monotonic()
     conductor.Start()
-    deadline = t0 + (timeout if timeout is not None else 30 + 3 * nb_frames * (expo_time + latency_time))
-    while conductor.running:
-        if progress:
-            print("\r" + _bar(conductor.nb_frames_xferred, nb_frames), end="", flush=True)
-        if time.monotonic() > deadline:
-            conductor.Stop()
-            raise TimeoutError(f"acquisition {uid} did not end in time")
-        time.sleep(0.05)
+    if timeout is None and nb_frames > 0:
+        timeout = 30 + 3 * nb_frames * (expo_time + latency_time)
+    deadline = None if timeout is None else t0 + timeout
+    interrupted = False
+    try:
+        while conductor.running:
+            snapshot = _snapshot(conductor, nb_frames) if display is not None else None
+            if display is not None and snapshot is not None:
+                display.update(snapshot)
+            if deadline is not None and time.monotonic() > deadline:
+                conductor.Stop()
+                raise TimeoutError(f"acquisition {uid} did not end in {timeout:.0f} s")
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        interrupted = True
+        if display is not None and display.tty:
+            print()
+        print("Ctrl+C: stopping the acquisition")
+        conductor.Stop()
+        _wait_stopped(conductor, 30.0)
     wall = time.monotonic() - t0
-    if progress:
-        print("\r" + _bar(conductor.nb_frames_xferred, nb_frames))
+    final = _snapshot(conductor, nb_frames) if display is not None else None
+    if display is not None and final is not None:
+        display.finish(final)
     counters = json.loads(conductor.progress_counters)
+    xferred = int(conductor.nb_frames_xferred)
     return {
         "uuid": uid,
         "run_state": conductor.run_state,
-        "nb_frames_xferred": conductor.nb_frames_xferred,
+        "interrupted": interrupted,
+        "nb_frames_xferred": xferred,
         "nb_frames_processed": conductor.nb_frames_processed,
         "nb_frames_saved": conductor.nb_frames_saved,
         "wall_time_s": wall,
-        "floor_s": nb_frames * (expo_time + latency_time),
+        "floor_s": (nb_frames or xferred) * (expo_time + latency_time),
         "per_receiver": counters.get("nb_frames_xferred", {}).get("per_receiver", {}),
         "errors": list(conductor.errors or []),
     }
+
+
+def _raise_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _describe_error(exc: BaseException) -> str:
+    """``REASON: description`` of a DevFailed, else the exception's text."""
+    err = exc.args[0] if exc.args else None
+    if hasattr(err, "reason") and hasattr(err, "desc"):
+        return f"{err.reason}: {err.desc.strip()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _run_ok(result: dict[str, Any]) -> bool:
+    """DONE, or STOPPED by Ctrl+C."""
+    return result["run_state"] == "DONE" or (result["interrupted"] and result["run_state"] == "STOPPED")
+
+
+def _print_summary(result: dict[str, Any], conductor: Any, args: argparse.Namespace, data_dir: Path) -> None:
+    print(f"Run {result['uuid']}: {result['run_state']}" + (" (stopped by Ctrl+C)" if result["interrupted"] else ""))
+    print(
+        f"  frames transferred {result['nb_frames_xferred']}, processed {result['nb_frames_processed']}, saved {result['nb_frames_saved']}"
+    )
+    if result["run_state"] == "DONE":
+        print(
+            f"  wall time {result['wall_time_s']:.3f} s for a floor of {result['floor_s']:.3f} s (+{result['wall_time_s'] - result['floor_s']:.3f} s)"
+        )
+    for name, count in result["per_receiver"].items():
+        print(f"  {name}: {count} frames")
+    if not args.no_saving:
+        master = json.loads(conductor.master_files).get("frame", ["", ""])
+        print(f"  files in {data_dir}: {len(list(data_dir.glob('*.h5')))}, master file {master[0]} ({master[1]})")
+        if not args.saving_dir and not args.keep and _run_ok(result):
+            print("  (removed at exit: use --saving-dir DIR to keep them)")
+    for err in result["errors"]:
+        print(f"  error: {err}")
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -68,16 +146,22 @@ def demo(args: argparse.Namespace) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="lima2-demo-"))
     data_dir = Path(args.saving_dir) if args.saving_dir else workdir / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
     print(
         f"Starting NosqlTangoDB, a simulated control, {args.receivers} receiver(s) and the conductor (logs in {workdir})"
     )
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)  # terminal closed: stop the servers too
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
+    ok = False
     try:
+        data_dir.mkdir(parents=True, exist_ok=True)
         with local_system(args.receivers, conductor=True, workdir=workdir) as system:
             os.environ["TANGO_HOST"] = system.tango_host
             conductor = tango.DeviceProxy(CONDUCTOR)
             print(f"TANGO_HOST={system.tango_host}  conductor {CONDUCTOR}: {conductor.State()}")
+            if args.fail_at_frame is not None:
+                tango.DeviceProxy(receiver_name(0)).sim_fail_at_frame = args.fail_at_frame
+                print(f"Fault knob: {receiver_name(0)} fails at frame {args.fail_at_frame}")
             params = {
                 "processing": {
                     "saving": {
@@ -87,153 +171,133 @@ def demo(args: argparse.Namespace) -> int:
                     }
                 }
             }
-            result = run_acquisition(conductor, args.nb_frames, args.expo_time, params=params)
-            print(f"Run {result['uuid']}: {result['run_state']}")
-            print(
-                f"  frames transferred {result['nb_frames_xferred']}, processed {result['nb_frames_processed']}, saved {result['nb_frames_saved']}"
-            )
-            print(
-                f"  wall time {result['wall_time_s']:.3f} s for a floor of {result['floor_s']:.3f} s (+{result['wall_time_s'] - result['floor_s']:.3f} s)"
-            )
-            for name, count in result["per_receiver"].items():
-                print(f"  {name}: {count} frames")
-            if not args.no_saving:
-                master = json.loads(conductor.master_files).get("frame", ["", ""])
-                print(
-                    f"  files in {data_dir}: {len(list(data_dir.glob('*.h5')))}, master file {master[0]} ({master[1]})"
-                )
-                if not args.saving_dir and not args.keep:
-                    print("  (removed at exit: use --saving-dir DIR to keep them)")
-            for err in result["errors"]:
-                print(f"  error: {err}")
+            result = run_acquisition(conductor, args.nb_frames, args.expo_time, args.latency_time, params=params)
+            _print_summary(result, conductor, args, data_dir)
+            ok = _run_ok(result)
             if args.keep:
                 print(f"Everything keeps running: export TANGO_HOST={system.tango_host}  (Ctrl+C to stop)")
                 while True:
                     time.sleep(1)
-            ok = result["run_state"] == "DONE"
     except KeyboardInterrupt:
         print("\nInterrupted: stopping every process")
+    except (tango.DevFailed, OSError, RuntimeError, TimeoutError) as exc:
         ok = False
+        print(f"error: {_describe_error(exc)}", file=sys.stderr)
     finally:
-        if not args.keep and not args.saving_dir:
+        if ok and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"Logs kept in {workdir}")
     print("All processes stopped.")
     return 0 if ok else 1
 
 
-def namespaces(conductor: Any) -> dict[str, Any]:
-    """The shell's ``acquisition``, ``detector`` and ``pipeline`` helpers on a proxy."""
-    from types import SimpleNamespace
-
-    from .core.devencoded import decode_frame, decode_rows
-    from .core.reduced_data import STATS_DTYPE
-
-    def prepare(params: dict[str, Any] | None = None) -> str:
-        return str(conductor.Prepare(json.dumps(params or {})))
-
-    acquisition = SimpleNamespace(
-        prepare=prepare,
-        start=conductor.Start,
-        trigger=conductor.Trigger,
-        stop=conductor.Stop,
-        close=conductor.Close,
-        reset=conductor.Reset,
-        state=lambda: (conductor.State(), conductor.run_state),
-        status=conductor.Status,
-        progress=lambda: json.loads(conductor.progress_counters),
-        errors=lambda: list(conductor.errors or []),
-    )
-    detector = SimpleNamespace(
-        info=lambda: json.loads(conductor.det_info),
-        status=lambda: json.loads(conductor.det_status),
-        capabilities=lambda: json.loads(conductor.det_capabilities),
-    )
-    pipeline = SimpleNamespace(
-        progress=lambda: conductor.nb_frames_processed,
-        lookup=lambda frame_idx=-1: json.loads(conductor.Lookup(frame_idx)),
-        frame=lambda frame_idx=-1, source="frame": decode_frame(conductor.GetFrame([[frame_idx], [source]]))[0],
-        channels=lambda: json.loads(conductor.reduced_data_channels),
-        reduced_data=lambda name="roi_stats", channel=0, from_frame=0, max_rows=0: decode_rows(
-            conductor.GetReducedData([[channel, from_frame, max_rows], [name]]), STATS_DTYPE
-        ),
-        master_files=lambda: json.loads(conductor.master_files),
-    )
-    return {"acquisition": acquisition, "detector": detector, "pipeline": pipeline}
+def _use_tango_host(args: argparse.Namespace) -> None:
+    if args.tango_host:
+        os.environ["TANGO_HOST"] = args.tango_host
+    elif not os.environ.get("TANGO_HOST"):
+        print("warning: TANGO_HOST is not set (use --tango-host HOST:PORT)", file=sys.stderr)
 
 
 def shell(args: argparse.Namespace) -> int:
-    import tango
+    from .shell import start
 
-    conductor = tango.DeviceProxy(args.device)
-    namespace = {
-        "conductor": conductor,
-        "tango": tango,
-        "run_acquisition": lambda nb_frames, expo_time, **kw: run_acquisition(conductor, nb_frames, expo_time, **kw),
-        **namespaces(conductor),
-    }
-    banner = f"Lima2 conductor {args.device}: `conductor`, `acquisition`, `detector`, `pipeline`, run_acquisition(nb_frames, expo_time)"
-    try:
-        import itango  # noqa: F401 - the Tango profile
-        from IPython import start_ipython
-
-        print(banner)
-        start_ipython(argv=["--profile=tango", "--no-banner"], user_ns=namespace)
-    except ImportError:
-        import code
-
-        code.interact(banner=banner, local=namespace)
+    _use_tango_host(args)
+    start(args.device)
     return 0
-
-
-GUI_ATTRIBUTES = (
-    "State",
-    "Status",
-    "run_state",
-    "acq_nb_frames",
-    "acq_expo_time",
-    "acq_latency_time",
-    "acq_trigger_mode",
-    "saving_enabled",
-    "saving_directory",
-    "saving_prefix",
-    "nb_frames_acquired",
-    "nb_frames_xferred",
-    "nb_frames_processed",
-    "nb_frames_saved",
-    "frame_rate",
-    "last_error",
-    "last_image",
-)
 
 
 def gui(args: argparse.Namespace) -> int:
-    """A Taurus form of the conductor's main attributes (needs the ``gui`` extra)."""
-    exe = shutil.which("taurus")
-    if exe is None:
-        print("The GUI needs Taurus: pip install 'lima2-tango-conductor[gui]'", file=sys.stderr)
+    """The Taurus panel of a conductor (needs the ``gui`` extra)."""
+    _use_tango_host(args)
+    try:
+        from .gui.panel import run_panel
+    except ImportError as exc:
+        print(f"The GUI needs the gui extra ({exc}): pip install 'lima2-tango-conductor[gui]'", file=sys.stderr)
         return 2
-    os.execv(exe, [exe, "form", *(f"{args.device}/{a}" for a in GUI_ATTRIBUTES)])
-    return 0
+    return run_panel(args.device)
+
+
+def _number(kind: Callable[[str], Any], test: Callable[[Any], bool], rule: str) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)`` that passes ``test`` (else an error naming ``rule``)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"{text} is not allowed: {rule}")
+        return value
+
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lima2-tango-conductor", description="The Lima2 conductor: a simulated demo, a shell and a GUI."
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="{demo,shell,gui}")
+    d = sub.add_parser(
+        "demo",
+        help="run the whole simulated system and one acquisition",
+        description="Start NosqlTangoDB, a simulated control and receivers and the conductor, run one "
+        "acquisition with a progress display and a summary, then stop everything. The logs are kept "
+        "when the run fails.",
+    )
+    d.add_argument(
+        "--receivers", type=_number(int, lambda v: v >= 1, "at least 1"), default=2, help="receivers (default 2)"
+    )
+    d.add_argument(
+        "--nb-frames",
+        type=_number(int, lambda v: v >= 0, "0 (endless) or more"),
+        default=120,
+        help="frames (default 120); 0 = endless, until Ctrl+C",
+    )
+    d.add_argument(
+        "--expo-time",
+        type=_number(float, lambda v: math.isfinite(v) and v > 0, "more than 0 s"),
+        default=0.02,
+        help="exposure time in s (default 0.02)",
+    )
+    d.add_argument(
+        "--latency-time",
+        type=_number(float, lambda v: math.isfinite(v) and v >= 0, "0 s or more"),
+        default=0.0,
+        help="latency time in s (default 0)",
+    )
+    d.add_argument("--saving-dir", help="save the frames there and keep them")
+    d.add_argument("--no-saving", action="store_true", help="do not save frames")
+    d.add_argument(
+        "--fail-at-frame",
+        type=_number(int, lambda v: v >= 0, "0 or more"),
+        help="make the first receiver fail at this frame (fault knob), to see how a fault is reported",
+    )
+    d.add_argument("--keep", action="store_true", help="leave everything running for Jive, itango and Taurus")
+    d.set_defaults(func=demo)
+
+    s = sub.add_parser(
+        "shell",
+        help="IPython with itango and helpers bound to a conductor",
+        description='IPython with itango (Device("<tab> completion, lsdev, mon...) and `conductor` (a proxy), '
+        "`acquisition`, `detector`, `pipeline` and run_acquisition(nb_frames, expo_time).",
+    )
+    g = sub.add_parser(
+        "gui",
+        help="a Taurus panel of a conductor",
+        description="A Taurus panel: State and Status, acquisition settings, Prepare/Start/Stop/Reset, "
+        "progress bars, receiver states and the live image (needs the gui extra).",
+    )
+    for p in (s, g):
+        p.add_argument("device", nargs="?", default=CONDUCTOR, help=f"conductor device (default {CONDUCTOR})")
+        p.add_argument("--tango-host", help="HOST:PORT of the Tango database (default: $TANGO_HOST)")
+    s.set_defaults(func=shell)
+    g.set_defaults(func=gui)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lima2-tango-conductor", description=__doc__)
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="run the whole simulated system and one acquisition")
-    d.add_argument("--receivers", type=int, default=2)
-    d.add_argument("--nb-frames", type=int, default=120)
-    d.add_argument("--expo-time", type=float, default=0.02, help="seconds")
-    d.add_argument("--saving-dir", help="keep the saved files here")
-    d.add_argument("--no-saving", action="store_true")
-    d.add_argument("--keep", action="store_true", help="leave everything running for Jive, itango and Taurus")
-    d.set_defaults(func=demo)
-    for name, fn in (("shell", shell), ("gui", gui)):
-        p = sub.add_parser(name)
-        p.add_argument("device", nargs="?", default=CONDUCTOR)
-        p.set_defaults(func=fn)
-    args = parser.parse_args(argv)
-    if getattr(args, "receivers", 1) < 1:
-        parser.error("--receivers must be at least 1")
+    args = _parser().parse_args(argv)
     return int(args.func(args))
 
 

@@ -51,6 +51,9 @@ class FakeDevice:
             raise DeviceOffline("offline", self.name)
         return self.state
 
+    async def poll(self) -> tuple[DeviceState, int]:
+        return await self.acq_state(), self.acquired if self.name == "ctl" else self.xferred
+
     async def prepare(self, uuid: str, acq: dict[str, Any], proc: dict[str, Any] | None = None) -> None:
         await self._act("prepare")
         self.params, self.proc = acq, proc or {}
@@ -82,6 +85,9 @@ class FakeDevice:
 
     def reconnect(self) -> None:
         self.calls.append("reconnect")
+
+    async def watch(self, wake: Any) -> None:
+        self.calls.append("watch")
 
     async def acq_params(self) -> dict[str, Any]:
         return self.params
@@ -147,6 +153,9 @@ class FakeProcessing:
     async def is_finished(self) -> bool:
         return self.finished
 
+    async def progress(self) -> tuple[dict[str, int], bool]:
+        return await self.progress_counters(), self.finished
+
     async def last_error(self) -> str:
         return self.error
 
@@ -165,6 +174,9 @@ class FakeProcessing:
         if frame_idx not in frames[-self.buffer_size :]:
             raise DeviceError(f"frame {frame_idx} is not in the buffer", self.name)
         return encode_frame(np.full((1, SENSOR[1], SENSOR[0]), frame_idx, dtype=np.uint16), frame_idx)
+
+    async def watch(self, wake: Any) -> None:
+        pass
 
     async def last_frames(self) -> dict[str, int]:
         frames = self.frames()

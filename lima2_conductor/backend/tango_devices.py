@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,6 +21,8 @@ from ..core.errors import DeviceError, DeviceOffline, NotFound
 from ..core.lima2 import processing_device_pattern, processing_rank
 from ..core.state import DeviceState
 from .errors import translate
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -48,6 +51,8 @@ class TangoDevice:
         self.timeout_ms = timeout_ms
         self.poll_timeout_ms = poll_timeout_ms
         self._proxies: dict[int, asyncio.Future[Any]] = {}
+        self._watched: set[str] = set()
+        self._read_lock = asyncio.Lock()
         self._schemas: dict[str, dict[str, Any]] = {}
         self._class_name: str | None = None
 
@@ -72,8 +77,34 @@ class TangoDevice:
 
     def reconnect(self) -> None:
         self._proxies.clear()
+        self._watched.clear()
+
+    WATCHED: tuple[tuple[str, Any], ...] = (("acq_state", tango.EventType.CHANGE_EVENT),)
+
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (in the event loop) whenever the device pushes a change of state.
+
+        Events only wake the poll early; the poll stays the liveness check. A device that
+        pushes no event is polled as before (a failed subscription is only logged)."""
+        proxy = await self.proxy()
+
+        async def callback(event: Any) -> None:
+            wake()
+
+        for attr, kind in self.WATCHED:
+            if attr in self._watched:
+                continue
+            try:
+                await proxy.subscribe_event(attr, kind, callback)
+                self._watched.add(attr)
+            except tango.DevFailed as exc:
+                logger.info("%s: no %s events (%s); polled only", self.name, attr, exc.args[0].desc.strip())
+
+    calls = 0
+    """Remote calls made by every wrapper of this process (diagnostics: ``GetInfo``)."""
 
     async def _do(self, action: str, fn: Callable[[Any], Awaitable[T]], poll: bool = False) -> T:
+        TangoDevice.calls += 1
         try:
             proxy = await (self.poll_proxy() if poll else self.proxy())
             return await fn(proxy)
@@ -107,8 +138,29 @@ class TangoDevice:
     async def ping(self) -> None:
         await self._do("ping", lambda p: p.ping(), poll=True)
 
+    async def read_many(self, attrs: list[str], poll: bool = True) -> list[Any]:
+        """Several attributes in one call (one round trip instead of one per attribute).
+
+        One at a time per device: concurrent ``read_attributes`` on one proxy from the
+        executor's threads are not safe."""
+        async with self._read_lock:
+            replies = await self._do(f"read {', '.join(attrs)}", lambda p: p.read_attributes(attrs), poll=poll)
+        for reply in replies:
+            if reply.has_failed:
+                raise DeviceError(f"read {reply.name} failed", self.name)
+        return [reply.value for reply in replies]
+
     async def acq_state(self) -> DeviceState:
         return DeviceState(int(await self.read("acq_state", poll=True)))
+
+    COUNTER = ""
+
+    async def poll(self) -> tuple[DeviceState, int]:
+        state, count = await self.read_many(["acq_state", self.COUNTER])
+        try:
+            return DeviceState(int(state)), int(count)
+        except (TypeError, ValueError):
+            raise DeviceError(f"acq_state {state!r} is not a Lima2 state", self.name) from None
 
     async def start(self) -> None:
         await self.command("Start")
@@ -148,6 +200,8 @@ class TangoDevice:
 
 
 class TangoControl(TangoDevice):
+    COUNTER = "nb_frames_acquired"
+
     async def prepare(self, uuid: str, acq_params: dict[str, Any]) -> None:
         await self.write("acq_params", json.dumps(acq_params))
         await self.command("Prepare", uuid)
@@ -172,6 +226,8 @@ class TangoControl(TangoDevice):
 
 
 class TangoReceiver(TangoDevice):
+    COUNTER = "nb_frames_xferred"
+
     async def prepare(self, uuid: str, acq_params: dict[str, Any], proc_params: dict[str, Any]) -> None:
         await self.ping()  # a write to an offline device does not raise DevFailed
         await self.write("acq_params", json.dumps(acq_params))
@@ -200,11 +256,17 @@ class TangoReceiver(TangoDevice):
 class TangoProcessing(TangoDevice):
     """A processing device (no acq_state): counters, finished flag, frames, reduced data."""
 
+    WATCHED = (("is_finished", tango.EventType.DATA_READY_EVENT), ("last_error", tango.EventType.DATA_READY_EVENT))
+
     async def progress_counters(self) -> dict[str, int]:
         return dict(json.loads(await self.read("progress_counters", poll=True)))
 
     async def is_finished(self) -> bool:
         return bool(await self.read("is_finished", poll=True))
+
+    async def progress(self) -> tuple[dict[str, int], bool]:
+        counters, finished = await self.read_many(["progress_counters", "is_finished"])
+        return dict(json.loads(counters)), bool(finished)
 
     async def last_error(self) -> str:
         return str(await self.read("last_error", poll=True))

@@ -30,6 +30,9 @@ DRAIN_S = 3.0
 """After a device failure, how long the other receivers may go without progress while
 they finish saving, before the master file is written with what they saved."""
 FAST_POLL_S = 0.5
+MISSES_FOR_OFFLINE = 3
+"""Consecutive unanswered polls before a device counts as offline: a process that died
+answers no poll (caught within three periods), a transiently slow one misses one."""
 """After a Trigger, the control's frame count is watched closely for this long."""
 
 
@@ -41,6 +44,8 @@ class Observer:
         self.watchdog_s = watchdog_s
         self.checkpoint_s = checkpoint_s
         self.device_states: dict[str, DeviceState] = {d.name: DeviceState.OFFLINE for d in system.devices}
+        self.counts: dict[str, int] = {}  # frame counts read with the states
+        self.misses: dict[str, int] = {}  # consecutive polls a device did not answer
         self.observed = False  # devices read at least once
         self.adoption_checked = False
         self.triggered_at = 0.0
@@ -48,6 +53,22 @@ class Observer:
         self._checkpoint_at = 0.0
         self._checkpoint_saved: list[int] = []
         self._draining: Run | None = None
+        self.wake = asyncio.Event()
+        self._watched_run: Run | None = None
+
+    def notify(self) -> None:
+        """A device reported a change: the monitor ticks now instead of at its period."""
+        self.wake.set()
+
+    def calls_per_tick(self) -> int:
+        """Remote calls one tick makes: a state+count read per device, and per processing
+        device a progress read and one pop per reduced-data source (and frame indices)."""
+        s = self.system
+        run = s.run
+        per_processing = 0
+        if run is not None:
+            per_processing = 1 + len(run.pipeline.stores) + int(run.pipeline.locator.needs_frame_idx)
+        return len(s.devices) + (len(run.processing) * per_processing if run else 0)
 
     def triggered(self) -> None:
         self.triggered_at = time.monotonic()
@@ -73,6 +94,10 @@ class Observer:
             self.adoption_checked = True
             await self.adopt_if_running()
         run = s.run
+        if run is not None and run is not self._watched_run:
+            self._watched_run = run
+            for p in run.processing:
+                s.spawn(p.watch(self.notify))
         if run is not None and (s.running or run is self._draining):
             await self.poll_progress(run)
             await self.track(run)
@@ -85,14 +110,20 @@ class Observer:
 
         async def one(d: Any) -> DeviceState:
             try:
-                return DeviceState(await asyncio.wait_for(d.acq_state(), s.poll_timeout_s))
+                state, self.counts[d.name] = await asyncio.wait_for(d.poll(), s.poll_timeout_s)
+                self.misses[d.name] = 0
+                return DeviceState(state)
             except (ConductorError, TimeoutError):
+                self.misses[d.name] = self.misses.get(d.name, 0) + 1
+                if self.misses[d.name] < MISSES_FOR_OFFLINE:
+                    return self.device_states[d.name]  # one slow answer is not a dead device
                 return DeviceState.OFFLINE
 
         states = await asyncio.gather(*(one(d) for d in s.devices))
         for d, st in zip(s.devices, states, strict=True):
             if self.device_states[d.name] == DeviceState.OFFLINE and st != DeviceState.OFFLINE:
                 d.forget_cache()  # a restarted device may have a new schema
+                s.spawn(d.watch(self.notify))
             self.device_states[d.name] = st
         return self.device_states
 
@@ -105,19 +136,19 @@ class Observer:
         except ConductorError as exc:
             logger.warning("reduced data fetch: %s", exc)
         p = run.progress
-        acquired, *xferred = await asyncio.gather(
-            read_or(s.control.nb_frames_acquired(), p.nb_frames_acquired, t),
-            *(read_or(r.nb_frames_xferred(), p.per_receiver("nb_frames_xferred", [r.name])[0], t) for r in s.receivers),
-        )
+        if final:  # the counts of the last state poll may be older than the end
+            await self.poll_states()
+        acquired = self.counts.get(s.control.name, p.nb_frames_acquired)
+        xferred = [self.counts.get(r.name, p.per_receiver("nb_frames_xferred", [r.name])[0]) for r in s.receivers]
         previous = [{k: v["per_receiver"].get(r, 0) for k, v in p.counters.items()} for r in run.receivers]
-        counters, finished = await asyncio.gather(
-            asyncio.gather(
-                *(read_or(d.progress_counters(), prev, t) for d, prev in zip(run.processing, previous, strict=True))
-            ),
-            asyncio.gather(
-                *(read_or(d.is_finished(), f, t) for d, f in zip(run.processing, run.proc_finished, strict=True))
-            ),
+        replies = await asyncio.gather(
+            *(
+                read_or(d.progress(), (prev, f), t)
+                for d, prev, f in zip(run.processing, previous, run.proc_finished, strict=True)
+            )
         )
+        counters = [c for c, _ in replies]
+        finished = [f for _, f in replies]
         new = p.with_counters(
             acquired,
             dict(zip(run.receivers, xferred, strict=True)),

@@ -46,6 +46,8 @@ class ViewAttr:
             "doc": self.doc,
             "unit": self.unit,
             "display_level": DispLevel.EXPERT if self.expert else DispLevel.OPERATOR,
+            "change_event_implemented": True,
+            "change_event_detect": False,
         }
         if self.format:
             kwargs["format"] = self.format
@@ -95,6 +97,8 @@ class Setting:
             "label": self.label,
             "doc": self.doc + (f" (Lima1 name of {self.alias_of})" if self.alias_of else ""),
             "unit": self.unit,
+            "change_event_implemented": True,
+            "change_event_detect": False,
         }
         if self.format:
             kwargs["format"] = self.format

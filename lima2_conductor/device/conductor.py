@@ -27,7 +27,7 @@ from .data_commands import DataCommands
 from .errors import tango_errors
 from .monitor import Monitor
 from .settings import SETTINGS
-from .specs import EVENT_ATTRS, VIEW_ATTRS
+from .specs import VIEW_ATTRS
 
 logger = logging.getLogger(__name__)
 SpecAttributes = type("SpecAttributes", (), namespace(VIEW_ATTRS, SETTINGS))
@@ -71,7 +71,7 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
         self.image_idx = -1
         self.init_error = ""
         self.monitor: Monitor | None = None
-        for name in ("State", "Status", *EVENT_ATTRS, *(s.name for s in SETTINGS), "last_image", "last_image_ready"):
+        for name in ("State", "Status"):  # the others declare their events
             self.set_change_event(name, True, False)
         self._initialise_write_values()
         try:
@@ -237,6 +237,8 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
         dtype=((numpy.float32,),),
         max_dim_x=8192,
         max_dim_y=8192,
+        change_event_implemented=True,
+        change_event_detect=False,
         label="Last image",
         doc="Newest processed frame (channel 0), for live views; refreshed at most every image_period_ms "
         "while running, and once at the end of the run",
@@ -244,6 +246,13 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
     async def last_image(self) -> Any:
         return self.image
 
-    @attribute(dtype=int, format="%d", label="Last image ready", doc="Global index of last_image, -1 if none")
+    @attribute(
+        dtype=int,
+        format="%d",
+        change_event_implemented=True,
+        change_event_detect=False,
+        label="Last image ready",
+        doc="Global index of last_image, -1 if none (Lima1 name)",
+    )
     async def last_image_ready(self) -> int:
         return self.image_idx

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy
 
+from ..backend.tango_devices import TangoDevice
 from ..core.devencoded import decode_frame
 from ..core.errors import ConductorError
 from .settings import SETTINGS
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 IDLE_PERIOD_S = 0.1
+MIN_GAP_S = 0.004
+MAX_CALLS_PER_S = 400
+"""The poll's budget: with many receivers the period stretches so that the conductor's own
+cost stays bounded (device events still wake it at once)."""
 TRIGGER_POLL_S = 0.001
 
 
@@ -37,6 +42,7 @@ class Monitor:
         self.observed = False
         self.ticks = 0
         self.tick_time_s = 0.0
+        self.events = 0
         self._pushed: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
         self._follow: asyncio.Task[None] | None = None
@@ -53,7 +59,12 @@ class Monitor:
         await asyncio.gather(*(t for t in (self._task, self._follow) if t is not None), return_exceptions=True)
 
     def stats(self) -> dict[str, Any]:
-        return {"ticks": self.ticks, "mean_tick_ms": 1000 * self.tick_time_s / max(1, self.ticks)}
+        return {
+            "ticks": self.ticks,
+            "mean_tick_ms": 1000 * self.tick_time_s / max(1, self.ticks),
+            "remote_calls": TangoDevice.calls,
+            "events_pushed": self.events,
+        }
 
     # -- the loop --------------------------------------------------------------------------
     async def _loop(self) -> None:
@@ -74,13 +85,27 @@ class Monitor:
             self.ticks += 1
             self.tick_time_s += spent
             period = device.progress_event_period_ms / 1000 if system.running else IDLE_PERIOD_S
-            await asyncio.sleep(max(0.005, period - spent))
+            period = max(period, system.observer.calls_per_tick() / MAX_CALLS_PER_S)
+            await self._wait(period - spent)
+
+    async def _wait(self, delay: float) -> None:
+        """Sleep until the next tick, or less when a device reports a change (events are
+        coalesced: ticks are at least ``MIN_GAP_S`` apart)."""
+        wake = self.device.core.observer.wake
+        await asyncio.sleep(MIN_GAP_S)
+        if not wake.is_set():
+            try:
+                await asyncio.wait_for(wake.wait(), max(0.0, delay - MIN_GAP_S))
+            except TimeoutError:
+                pass
+        wake.clear()
 
     # -- events ---------------------------------------------------------------------------
     def _push(self, name: str, value: Any) -> None:
         previous = self._pushed.get(name, self)
         if previous is self or previous != value:
             self._pushed[name] = value
+            self.events += 1
             if name in ("State", "Status"):
                 self.device.push_change_event(name)
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,9 +21,16 @@ PROPERTIES = {"control_device": "fake/control/0", "receiver_devices": ["fake/rcv
 
 @pytest.fixture(scope="module")
 def device() -> Iterator[tango.DeviceProxy]:
-    with DeviceTestContext(FakeBackedConductor, properties=PROPERTIES, process=True, timeout=30) as proxy:
-        wait_for(lambda: proxy.State() != tango.DevState.INIT, 10, "first observation")
-        yield proxy
+    # A fresh interpreter for the server: a forked one would inherit this process's
+    # asyncio state (other test modules close their event loops).
+    method = multiprocessing.get_start_method()
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        with DeviceTestContext(FakeBackedConductor, properties=PROPERTIES, process=True, timeout=60) as proxy:
+            wait_for(lambda: proxy.State() != tango.DevState.INIT, 20, "first observation")
+            yield proxy
+    finally:
+        multiprocessing.set_start_method(method, force=True)
 
 
 @pytest.fixture
