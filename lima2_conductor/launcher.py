@@ -225,22 +225,34 @@ class LocalSystem:
 
         wait_for(ready, timeout, "NosqlTangoDB")
 
-    def start_server(self, module: str, instance: str, devices: list[str], timeout: float = 30.0) -> Process:
+    def start_server(self, module: str, instance: str, devices: list[str], timeout: float = 120.0) -> Process:
         """Start ``python -m module instance`` and wait until ``devices`` answer a ping."""
         if instance in self.processes and self.processes[instance].alive():
             raise RuntimeError(f"{instance} is already running")
+        log = self.log_dir / f"{instance}.log"
+        offset = log.stat().st_size if log.exists() else 0  # a restarted server appends to its log
         proc = self._spawn(instance, [sys.executable, "-m", module, instance])
-        self.wait_devices(devices, timeout, proc)
+        self.wait_devices(devices, timeout, proc, log_offset=offset)
         return proc
 
-    def wait_devices(self, devices: list[str], timeout: float, proc: Process | None = None) -> None:
+    def wait_devices(
+        self, devices: list[str], timeout: float, proc: Process | None = None, log_offset: int | None = None
+    ) -> None:
         """Wait until every device answers a ping (checked from a child process, so that
-        this process's Tango client is not bound to a database too early)."""
+        this process's Tango client is not bound to a database too early). With the
+        server's log offset, ping only once the server printed that it is ready: each ping
+        is a new Python process, and pinging in a loop slows a server starting on a busy
+        machine until it misses its deadline."""
         code = "import sys, tango\n[tango.DeviceProxy(d).ping() for d in sys.argv[1:]]"
 
         def ready() -> bool:
             if proc is not None and not proc.alive():
                 raise RuntimeError(f"{proc.name} exited, see {proc.log}")
+            if proc is not None and log_offset is not None:
+                with proc.log.open("rb") as f:
+                    f.seek(log_offset)
+                    if b"Ready to accept request" not in f.read():
+                        return False
             return (
                 subprocess.run(
                     [sys.executable, "-c", code, *devices], env=self.env(), capture_output=True, timeout=10
@@ -250,12 +262,12 @@ class LocalSystem:
 
         wait_for(ready, timeout, f"{', '.join(devices)}", interval=0.1)
 
-    def start_simulators(self, layout: Layout, timeout: float = 60.0) -> None:
+    def start_simulators(self, layout: Layout, timeout: float = 120.0) -> None:
         self.start_server(SIMULATOR_MODULE, layout.control_instance, [layout.control], timeout)
         for i in range(layout.nb_receivers):
             self.start_server(SIMULATOR_MODULE, layout.receiver_instance(i), [layout.receiver(i)], timeout)
 
-    def start_conductor(self, layout: Layout, timeout: float = 60.0) -> Process:
+    def start_conductor(self, layout: Layout, timeout: float = 120.0) -> Process:
         return self.start_server(CONDUCTOR_MODULE, layout.conductor_instance, [layout.conductor], timeout)
 
     def stop_layout(self, layout: Layout) -> None:

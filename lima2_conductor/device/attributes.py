@@ -1,5 +1,9 @@
 """The conductor's attributes, declared from one spec list.
 
+Reads are served in the calling Tango thread from the device's current snapshot, an
+immutable object that the event loop replaces, never modifies: no hop into the event
+loop, so a read is fast and never waits behind a command.
+
 Read-only attributes read the device's current :class:`~lima2_conductor.core.view.ConductorView`
 (one snapshot per monitor tick), so adding one is one line here. Every one has a label, a
 description, a unit and format where it has them, and change events (pushed by the
@@ -35,7 +39,7 @@ class ViewAttr:
     enum_labels: list[str] = field(default_factory=list)
 
     def declare(self) -> attribute:
-        async def fget(device: Any) -> Any:
+        def fget(device: Any) -> Any:
             return self.read(device.view)
 
         kwargs: dict[str, Any] = {
@@ -48,6 +52,7 @@ class ViewAttr:
             "display_level": DispLevel.EXPERT if self.expert else DispLevel.OPERATOR,
             "change_event_implemented": True,
             "change_event_detect": False,
+            "read_green_mode": False,
         }
         if self.format:
             kwargs["format"] = self.format
@@ -80,7 +85,7 @@ class Setting:
     def declare(self) -> attribute:
         key, check, cast = self.key, self.check, _cast(self.dtype)
 
-        async def fget(device: Any) -> Any:
+        def fget(device: Any) -> Any:
             return device.settings[key]
 
         async def fset(device: Any, value: Any) -> None:
@@ -99,6 +104,7 @@ class Setting:
             "unit": self.unit,
             "change_event_implemented": True,
             "change_event_detect": False,
+            "read_green_mode": False,
         }
         if self.format:
             kwargs["format"] = self.format

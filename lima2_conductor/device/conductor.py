@@ -239,11 +239,12 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
         max_dim_y=8192,
         change_event_implemented=True,
         change_event_detect=False,
+        read_green_mode=False,
         label="Last image",
         doc="Newest processed frame (channel 0), for live views; refreshed at most every image_period_ms "
         "while running, and once at the end of the run",
     )
-    async def last_image(self) -> Any:
+    def last_image(self) -> Any:
         return self.image
 
     @attribute(
@@ -251,8 +252,9 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
         format="%d",
         change_event_implemented=True,
         change_event_detect=False,
+        read_green_mode=False,
         label="Last image ready",
         doc="Global index of last_image, -1 if none (Lima1 name)",
     )
-    async def last_image_ready(self) -> int:
+    def last_image_ready(self) -> int:
         return self.image_idx

@@ -135,11 +135,12 @@ class LimaSimulatorReceiver(SimulatorDevice):
 
     @command
     async def Stop(self) -> None:
+        """End the acquisition early: like a real receiver (and unlike the control), the
+        receiver goes back to IDLE, not STOPPED, once its receiving loop has ended."""
         self.maybe_hang()
         if self._acq_state != DeviceState.RUNNING:
             return
         self._stop = True
-        self.set_acq_state(DeviceState.STOPPED)
 
     @command
     async def Close(self) -> None:
@@ -170,13 +171,20 @@ class LimaSimulatorReceiver(SimulatorDevice):
         PIPELINES.pop(name.lower(), None)
 
     # -- acquisition -----------------------------------------------------------
-    async def _produced(self, clock: FrameClock) -> int:
-        """Frames the detector has produced: own clock, or the control's count."""
+    async def _produced(self, clock: FrameClock, known: int) -> int:
+        """Frames the detector has produced: own clock, or the control's count (``known``,
+        the last count seen, when one read of it fails: a transient error is no reason to
+        lose frames; a control that is gone is the conductor's business)."""
         if not clock.software:
             return clock.produced()
-        if self._control is None:
-            self._control = await tango.asyncio.DeviceProxy(self.control_device)
-        n = int((await self._control.read_attribute("nb_frames_acquired")).value)
+        try:
+            if self._control is None:
+                self._control = await tango.asyncio.DeviceProxy(self.control_device)
+            n = int((await self._control.read_attribute("nb_frames_acquired")).value)
+        except (tango.DevFailed, TypeError, ValueError) as exc:
+            logger.warning("reading the control's frame count: %s", exc)
+            return known
+        n = max(n, known)
         return n if clock.nb_frames == 0 else min(n, clock.nb_frames)
 
     async def _run(self, pipeline: LegacyPipeline | ClassPipeline, clock: FrameClock, drop_finished: bool) -> None:
@@ -192,7 +200,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
             return
         try:
             while not self._stop:
-                produced = await self._produced(clock)
+                produced = await self._produced(clock, cursor)
                 if produced > cursor:
                     mine = share(self.rank, n_recv, mode, cursor, produced)
                     cursor = produced

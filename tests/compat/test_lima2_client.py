@@ -7,9 +7,11 @@ Its ``AcquisitionSystem`` runs in this test process against the simulator server
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from lima2_conductor.simulator.reduction import Reducer
 
 lima2 = pytest.importorskip("lima2.conductor.acquisition_system")
 from lima2.common.devencoded import data_array  # noqa: E402
-from lima2.common.state import State  # noqa: E402
+from lima2.common.state import DeviceState, State  # noqa: E402
 from lima2.conductor.tango.control import TangoControl  # noqa: E402
 from lima2.conductor.tango.receiver import TangoReceiver  # noqa: E402
 from lima2.conductor.topology import DynamicDispatch, RoundRobin  # noqa: E402
@@ -62,6 +64,54 @@ def make_system(topology: str = "round_robin") -> Any:
     return lima2.AcquisitionSystem(control=ctl, receivers=rcvs, topology=topo, tango_timeout_s=5)
 
 
+@contextlib.asynccontextmanager
+async def attached(acqsys: Any) -> AsyncIterator[None]:
+    """``acqsys.attach()``, then unsubscribe the peer from its processing devices' events.
+
+    The peer never unsubscribes (it counts on the garbage collector). When a scenario
+    fails, its traceback keeps the peer's objects alive past the module; once this
+    module's event loop is closed and the servers stopped, Tango calls their event
+    callbacks with errors, and pytango creates callback coroutines it can no longer
+    schedule ("coroutine 'TangoProcessing.on_finished.<locals>.wrapper' was never
+    awaited", printed during later modules).
+    """
+    with acqsys.attach():
+        try:
+            yield
+        finally:
+            if acqsys.acquisition is not None:
+                for dev in acqsys.acquisition.proc_group:
+                    for event_id in (dev.on_finished_event_id, dev.on_error_event_id):
+                        if event_id != -1:
+                            with contextlib.suppress(tango.DevFailed):
+                                await dev.device.unsubscribe_event(event_id)
+
+
+async def prepare(acqsys: Any, acq: dict[str, Any], proc: dict[str, Any]) -> None:
+    """The peer's ``prepare``, then wait until its receiver pollers have seen PREPARED.
+
+    The peer learns that a receiver is done only from a *change* of its polled
+    ``acq_state`` (every 50 ms, first value compared with OFFLINE) to IDLE or FAULT. Its
+    first poll usually reads IDLE before the Prepare; a short run (12 triggered frames,
+    42 frames of 1 ms) can then go PREPARED -> RUNNING -> IDLE between two polls (more so
+    on a loaded machine, where the poll period stretches), and IDLE -> IDLE is no change:
+    the peer waits for that receiver forever. Once a receiver was seen PREPARED, any end
+    of the run is a change; a Bliss scan gives it that time between prepare and start.
+    """
+    await acqsys.prepare(
+        ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
+    )
+    await until(lambda: all(r.prev_state == DeviceState.PREPARED for r in acqsys.receivers), 10.0, "PREPARED seen")
+
+
+async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not after {timeout_s} s")
+        await asyncio.sleep(0.01)
+
+
 async def join(acqsys: Any, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while acqsys.acquisition.running():
@@ -76,7 +126,7 @@ def test_round_robin_120_frames(system2: LocalSystem, data_dir: Path, run: Any) 
 
     async def scenario() -> dict[str, Any]:
         acqsys = make_system()
-        with acqsys.attach():
+        async with attached(acqsys):
             proc = jsonschema_default.create_from(
                 json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy"))
             )
@@ -84,16 +134,13 @@ def test_round_robin_120_frames(system2: LocalSystem, data_dir: Path, run: Any) 
                 enabled=True, base_path=str(data_dir), file_exists_policy="overwrite", nb_frames_per_file=25
             )
             proc["statistics"].update(enabled=True, rect_rois=[rect])
-            await acqsys.prepare(
-                ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
-            )
+            await prepare(acqsys, acq, proc)
             assert await acqsys.global_state() == State.PREPARED
             await acqsys.start()
-            assert await acqsys.global_state() == State.RUNNING
             rows = []
             async for chunk in acqsys.current_pipeline.reduced_data_stream("roi_stats", 0):
                 rows.append(chunk.copy())
-            await join(acqsys, 10.0)
+            await join(acqsys, 30.0)
             pipeline = acqsys.current_pipeline
             frame = await _fetch(pipeline, 57)
             return {
@@ -145,17 +192,17 @@ def test_software_trigger(system2: LocalSystem, run: Any) -> None:
 
     async def scenario() -> int:
         acqsys = make_system()
-        with acqsys.attach():
+        async with attached(acqsys):
             proc = jsonschema_default.create_from(
                 json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy"))
             )
-            await acqsys.prepare(
-                ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
-            )
+            await prepare(acqsys, acq, proc)
             await acqsys.start()
+            # no frame before the first trigger: RUNNING whatever the time this read takes
+            assert await acqsys.global_state() == State.RUNNING
             for _ in range(12):
                 await acqsys.trigger()
-            await join(acqsys, 10.0)
+            await join(acqsys, 30.0)
             assert await acqsys.global_state() == State.IDLE
             return (await acqsys.nb_frames_xferred()).sum
 
@@ -168,15 +215,13 @@ def test_dynamic_dispatch_lookup(system2: LocalSystem, run: Any) -> None:
 
     async def scenario() -> list[int]:
         acqsys = make_system("dynamic")
-        with acqsys.attach():
+        async with attached(acqsys):
             proc = jsonschema_default.create_from(
                 json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy"))
             )
-            await acqsys.prepare(
-                ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
-            )
+            await prepare(acqsys, acq, proc)
             await acqsys.start()
-            await join(acqsys, 10.0)
+            await join(acqsys, 30.0)
             ranks = []
             for idx in range(42):
                 where = acqsys.current_pipeline.lookup(frame_idx=idx, source=None)
@@ -202,18 +247,16 @@ def test_master_files_equal_frame_by_frame(
 
     async def peer() -> str:
         acqsys = make_system()
-        with acqsys.attach():
+        async with attached(acqsys):
             proc = jsonschema_default.create_from(
                 json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingLegacy"))
             )
             proc["saving"].update(saving, base_path=str(peer_dir))
-            await acqsys.prepare(
-                ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
-            )
+            await prepare(acqsys, acq, proc)
             await acqsys.start()
-            await join(acqsys, 10.0)
-            while any(not t.done() for t in acqsys.current_pipeline.master_file_tasks):
-                await asyncio.sleep(0.05)
+            await join(acqsys, 30.0)
+            tasks = acqsys.current_pipeline.master_file_tasks
+            await until(lambda: all(t.done() for t in tasks), 20.0, "master file written")
             return acqsys.current_pipeline.master_files()["frame"][0]
 
     peer_master = run(peer())

@@ -70,6 +70,23 @@ def test_120_frames_two_receivers_saved_in_order(devices, data_dir: Path) -> Non
         assert local == list(range(rank, 120, 2))
 
 
+def test_stop_leaves_receivers_idle_and_the_control_stopped(devices) -> None:
+    """As the real devices (and what the lima2-client conductor counts as a receiver's end)."""
+    ctl, rcvs = devices
+    acq = defaults_from_schema(schema("LimaSimulatorControl", "acq_params"))
+    acq["acq"].update(nb_frames=0, expo_time=1000)  # endless: only Stop ends it
+    proc = defaults_from_schema(schema("LimaProcessingLegacy", "proc_params"))
+    prepare(ctl, rcvs, acq, proc)
+    for d in (*rcvs, ctl):
+        d.Start()
+    wait_for(lambda: all(r.nb_frames_xferred > 0 for r in rcvs), 10, "frames on both receivers")
+    for d in (ctl, *rcvs):
+        d.Stop()
+    wait_for(lambda: all(r.acq_state != DeviceState.RUNNING for r in rcvs), 10, "receivers stopped")
+    assert [r.acq_state for r in rcvs] == [DeviceState.IDLE] * 2
+    assert ctl.acq_state == DeviceState.STOPPED
+
+
 @pytest.mark.parametrize(
     "value, field",
     [

@@ -1,0 +1,348 @@
+"""Acquisition objects: the master that drives the conductor, the reduced-data slaves.
+
+Step scans (software trigger): Prepare and Start once, one Trigger per point, the next
+point released as soon as the conductor has acquired the point's frame(s). A single point
+(``ct``) is one internal-trigger run. A completed run is left DONE (no Stop); an aborted
+scan Stops it; a failed run fails the scan with the conductor's reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import tango
+from bliss.scanning.chain import AcquisitionMaster, AcquisitionSlave
+
+from ..core.lima2 import INTERNAL_TRIGGER, SOFTWARE_TRIGGER
+from .channel import ConductorImageChannel
+from .client import AcquisitionFailed, ConductorClient
+from .params import FINISHED, ProfileRoi, control_params, processing_params
+
+logger = logging.getLogger(__name__)
+ENDED = ("DONE", "STOPPED", "FAULT")
+PROGRESS = ("run_state", "nb_frames_acquired", "nb_frames_ready")
+
+
+class ConductorAcquisitionMaster(AcquisitionMaster):
+    """Drives one conductor run (or one run per point in internal trigger mode)."""
+
+    def __init__(self, controller: Any, ctrl_params: dict[str, Any] | None = None, **acq_params: Any) -> None:
+        self.acq_params = dict(acq_params)
+        trigger_mode = self.acq_params["trigger_mode"]
+        super().__init__(
+            controller,
+            name=controller.name,
+            npoints=int(self.acq_params["nb_frames"]),
+            trigger_type=AcquisitionMaster.SOFTWARE
+            if trigger_mode in (INTERNAL_TRIGGER, SOFTWARE_TRIGGER)
+            else AcquisitionMaster.HARDWARE,
+            prepare_once=bool(self.acq_params["prepare_once"]),
+            start_once=bool(self.acq_params["start_once"]),
+            ctrl_params=ctrl_params,
+        )
+        self.det = controller.det
+        self.client: ConductorClient = self.det.client
+        self._point = -1
+        self._prepared = False
+        self._started = False
+        self.ended = False
+        self.run_state = ""
+        self.uuid = ""
+        self.master_file: tuple[str, str] | None = None
+        self._saving: dict[str, Any] = {"enabled": False}
+
+    @staticmethod
+    def get_param_validation_schema() -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def validate_params(cls, acq_params: dict[str, Any], ctrl_params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return acq_params
+
+    @property
+    def trigger_mode(self) -> str:
+        return str(self.acq_params["trigger_mode"])
+
+    @property
+    def frames_per_point(self) -> int:
+        return int(self.acq_params.get("nb_frames_per_trigger", 1)) if self.prepare_once else self.npoints
+
+    @property
+    def run_frames(self) -> int:
+        """Frames of the current run (0 = endless)."""
+        return self.npoints
+
+    def __iter__(self) -> Any:
+        while True:
+            self._point += 1
+            if self.prepare_once and self.npoints > 0 and self._point * self.frames_per_point >= self.npoints:
+                return
+            yield self
+            if self.parent is None:
+                return
+
+    # -- channels -----------------------------------------------------------------------
+    def add_counter(self, counter: Any) -> None:
+        if counter in self._counters:
+            return
+        self.channels.append(ConductorImageChannel(f"{self.name}:{counter.name}", self.client.proxy, counter.name))
+        self._counters[counter].append(self.channels[-1])
+
+    def set_device_saving(self, directory: str | None, prefix: str | None, force_no_saving: bool = False) -> None:
+        """Called by the scan writer: save frames where and as the scan says, or not at all."""
+        settings = self.det.processing.saving
+        if force_no_saving or not directory or not self.channels or not settings.enabled:
+            self._saving = {"enabled": False}
+            return
+        os.makedirs(directory, exist_ok=True)
+        self._saving = {
+            "enabled": True,
+            "base_path": directory,
+            "filename_prefix": f"{prefix}{self.channels[0].short_name}",
+            "nb_frames_per_file": settings.nb_frames_per_file,
+            "file_exists_policy": settings.file_exists_policy,
+            "nx_detector_name": self.name,
+        }
+
+    # -- chain hooks ----------------------------------------------------------------------
+    def _params(self) -> dict[str, Any]:
+        p = self.acq_params
+        profiles = [
+            ProfileRoi(r.name, r.x, r.y, r.width, r.height, r.mode) for r in self.det.processing.roi_profiles.rois
+        ]
+        from .params import roi_from_dict
+
+        stats = [roi_from_dict({**r.to_dict(), "name": r.name}) for r in self.det.stats_rois()]
+        return {
+            "control": control_params(
+                p["nb_frames"], p["expo_time"], p["latency_time"], p["trigger_mode"], p.get("nb_frames_per_trigger", 1)
+            ),
+            "processing": processing_params(stats, profiles, self._saving),  # type: ignore[arg-type]
+        }
+
+    def prepare(self) -> None:
+        if self._prepared and self.prepare_once:
+            return
+        self.ended = False
+        self._started = False
+        try:
+            self.uuid = self.client.prepare(self._params())
+        except tango.DevFailed as exc:
+            raise AcquisitionFailed(f"{self.name}: Prepare failed: {exc.args[0].desc}") from None
+        self._prepared = True
+        values = self.client.read_many(["master_files", "frame_channels"])
+        masters = _json(values["master_files"])
+        self.master_file = tuple(masters["frame"]) if "frame" in masters else None  # type: ignore[assignment]
+        frame_info = _json(values["frame_channels"]).get("frame", {})
+        for channel in self.channels:
+            channel.configure(self.uuid, frame_info, self.master_file if channel.source == "frame" else None)
+        self.client.watcher.subscribe()
+        self.client.watcher.refresh()
+        self.det.last_run = {"uuid": self.uuid, "frames": self.run_frames, "trigger_mode": self.trigger_mode}
+
+    def start(self) -> None:
+        if self._started and self.start_once:
+            if self.trigger_type == AcquisitionMaster.SOFTWARE and self.parent is None:
+                self.trigger()
+            return
+        try:
+            self.client.start()
+        except tango.DevFailed as exc:
+            raise AcquisitionFailed(f"{self.name}: Start failed: {exc.args[0].desc}") from None
+        self._started = True
+        self.spawn_reading_task()
+
+    def trigger(self) -> None:
+        self.trigger_slaves()
+        if self.trigger_mode == SOFTWARE_TRIGGER:
+            try:
+                self.client.trigger()
+            except tango.DevFailed:
+                raise self.client.failure(self.name) from None
+
+    def wait_ready(self) -> None:
+        """Release the next point once this point's frames are acquired (one run per
+        point: once its run has ended)."""
+        if not self._started:
+            return
+        target = (self._point + 1) * self.frames_per_point if self.prepare_once else self.npoints
+        if self.npoints > 0:
+            target = min(target, self.npoints)
+
+        def ready(v: dict[str, Any]) -> bool:
+            if str(v.get("run_state")) in ENDED:
+                return True
+            # one run per point: the point is over when its run is (the next Prepare needs it)
+            return self.prepare_once and int(v.get("nb_frames_acquired", 0)) >= target
+
+        if not self.client.watcher.wait(ready, timeout=self._point_deadline(), needs=PROGRESS):
+            v = self.client.watcher.values
+            raise AcquisitionFailed(
+                f"{self.name}: frame {target - 1} not acquired after {self._point_deadline():.0f} s "
+                f"(run {v.get('run_state')}, {v.get('nb_frames_acquired')} frames acquired)"
+            )
+        if str(self.client.watcher.values.get("run_state")) == "FAULT":
+            raise self.client.failure(self.name)
+
+    def _point_deadline(self) -> float | None:
+        """How long a point may wait for its frames (None: hardware triggers, no limit)."""
+        if self.trigger_mode not in (INTERNAL_TRIGGER, SOFTWARE_TRIGGER):
+            return None
+        frames = self.frames_per_point if self.prepare_once else self.npoints
+        period = float(self.acq_params["expo_time"]) + float(self.acq_params["latency_time"])
+        return 30.0 + 2 * period * max(1, frames)
+
+    def reading(self) -> None:
+        """Emit progress while the run lasts; at its end, fail the scan if it failed."""
+        watcher = self.client.watcher
+        last: dict[str, Any] = {}
+        while True:
+            v = dict(watcher.values)
+            progress = {
+                "run_state": str(v.get("run_state", "")),
+                "nb_frames_acquired": int(v.get("nb_frames_acquired", 0)),
+                "nb_frames_ready": int(v.get("nb_frames_ready", 0)),
+            }
+            if progress != last:
+                self.emit_progress_signal(progress)
+                for channel in self.channels:
+                    channel.emit_progress(progress["nb_frames_ready"])
+                last = progress
+            state = progress["run_state"]
+            if state in ENDED:
+                break
+            watcher.wait(lambda values, seen=dict(v): _changed(values, seen), timeout=0.5, needs=PROGRESS)
+        self.run_state = state
+        self.ended = True
+        self.det.last_run.update(run_state=state, frames_ready=progress["nb_frames_ready"])
+        if state == "FAULT":
+            raise self.client.failure(self.name)
+
+    def stop(self) -> None:
+        """Stop a run that is still going (abort, or another device failed); a completed
+        or failed run is left as it is."""
+        if not self._started or self.ended:
+            return
+        state = self.client.run_state()
+        if state in FINISHED:
+            return
+        try:
+            self.client.stop()
+        except tango.DevFailed as exc:
+            logger.warning("%s: Stop failed: %s", self.name, exc.args[0].desc)
+
+    def get_acquisition_metadata(self, timing: Any = None) -> dict[str, Any] | None:
+        meta = super().get_acquisition_metadata(timing=timing)
+        if timing != self.META_TIMING.END:
+            return meta
+        meta = dict(meta or {})
+        meta.update(
+            {
+                "acq_uuid": self.uuid,
+                "tango_name": self.client.name,
+                "run_state": self.run_state,
+                "acq_params": self._params(),
+            }
+        )
+        if self.master_file:
+            meta["master_file"] = self.master_file[0]
+            meta["master_dataset"] = self.master_file[1]
+        return meta
+
+
+def _json(text: str) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _changed(values: dict[str, Any], seen: dict[str, Any]) -> bool:
+    return any(values.get(k) != seen.get(k) for k in ("run_state", "nb_frames_acquired", "nb_frames_ready"))
+
+
+class ReducedDataAcquisitionSlave(AcquisitionSlave):
+    """Emits the rows of one reduced-data source, in frame order, as they arrive."""
+
+    def __init__(self, controller: Any, npoints: int, prepare_once: bool, ctrl_params: Any = None) -> None:
+        super().__init__(
+            controller,
+            npoints=npoints,
+            prepare_once=prepare_once,
+            start_once=prepare_once,
+            ctrl_params=ctrl_params,
+        )
+        self._stop_requested = False
+
+    def prepare(self) -> None:
+        self._stop_requested = False
+
+    def start(self) -> None:
+        pass
+
+    def trigger(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self._stop_requested = True
+
+    def reading(self) -> None:
+        master = self.parent
+        client: ConductorClient = master.client
+        source = self.device.source
+        by_roi: dict[int, list[tuple[str, Any]]] = {}
+        for counter, channels in self._counters.items():
+            index = self.device.channel_of[counter.roi.name]
+            by_roi.setdefault(index, []).extend((counter.stat, ch) for ch in channels)
+        lengths = {index: 1 for index in sorted(by_roi)}
+        for counter in self._counters:
+            if source == "roi_profile":
+                lengths[self.device.channel_of[counter.roi.name]] = int(counter.shape[0])
+        total = master.run_frames
+        cursor = 0
+        if not lengths:
+            return
+
+        def more(v: dict[str, Any]) -> bool:
+            return int(v.get("reduced_data_ready", 0)) > cursor or str(v.get("run_state")) in ENDED
+
+        while not self._stop_requested and (total <= 0 or cursor < total):
+            client.watcher.wait(more, timeout=0.5, needs=("run_state", "reduced_data_ready"), poll_period=0.02)
+            if self._stop_requested:
+                return
+            ended = str(client.watcher.values.get("run_state")) in ENDED
+            n = self._emit(client, source, lengths, by_roi, cursor) if lengths else 0
+            cursor += n
+            if ended and n == 0:
+                return
+
+    def _emit(
+        self,
+        client: ConductorClient,
+        source: str,
+        lengths: dict[int, int],
+        by_roi: dict[int, list[Any]],
+        cursor: int,
+    ) -> int:
+        """Fetch and emit the rows of frames ``cursor``... (the same frames for every ROI);
+        the number of frames emitted."""
+        order = list(lengths)
+        blocks = {order[0]: client.reduced_rows(source, order[0], cursor, 0)}
+        n = len(blocks[order[0]]) // lengths[order[0]]
+        if n == 0:
+            return 0
+        for index in order[1:]:
+            blocks[index] = client.reduced_rows(source, index, cursor, n)
+            n = min(n, len(blocks[index]) // lengths[index])
+        for index in order:
+            rows = blocks[index][: n * lengths[index]]
+            if source == "roi_profile":
+                rows = rows.reshape(n, lengths[index])
+            for stat, channel in by_roi[index]:
+                channel.emit(rows[stat])
+        return n

@@ -1,0 +1,205 @@
+"""``Lima2Conductor``: the Bliss object of a Lima2 Tango conductor.
+
+Loaded by Beacon (``plugin: generic``) with the YAML node as its only argument; the node
+gives ``name`` and ``tango_name``. The object is a counter container (``det.counters``,
+``det.counter_groups``) whose step-scan behaviour follows Bliss's own Lima2 controller.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import tango
+from bliss import global_map
+from bliss.common.protocols import CounterContainer
+from bliss.common.utils import autocomplete_property
+from bliss.controllers.counter import counter_namespace
+from bliss.controllers.lima.roi import ArcRoi, Roi
+
+from .client import ConductorClient
+from .counters import DetectorController, FrameCounter, RoiProfilesController, RoiStatsController
+from .settings import AcquisitionSettings, RoiList, RoiProfileList, SavingSettings
+
+CACHE_S = 5.0
+STATIC_ATTRS = ("det_plugin", "det_model", "det_width", "det_height", "det_pixel_type", "receivers", "topology_name")
+
+
+class Processing:
+    """``det.processing``: the Legacy pipeline of the next scans."""
+
+    def __init__(self, det: Lima2Conductor) -> None:
+        key = f"lima2_conductor:{det.name}"
+        self.saving = SavingSettings(f"{key}:saving")
+        self.roi_stats = RoiList(f"{key}:roi_stats", det._rois_changed)
+        self.roi_profiles = RoiProfileList(f"{key}:roi_profiles", det._rois_changed)
+
+    def __info__(self) -> str:
+        return "\n".join(
+            [
+                "Saving (when the scan saves):",
+                _indent(self.saving.__info__()),
+                "ROI statistics:",
+                _indent(self.roi_stats.__info__()),
+                "ROI profiles:",
+                _indent(self.roi_profiles.__info__()),
+            ]
+        )
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+class Lima2Conductor(CounterContainer):
+    """A distributed Lima2 detector, driven through its Tango conductor."""
+
+    def __init__(self, config: Any) -> None:
+        self._config = config
+        self._name = str(config["name"])
+        self.tango_name = str(config["tango_name"])
+        self.client = ConductorClient(self.tango_name, int(config.get("tango_timeout_ms", 10000)))
+        self._cache: dict[str, Any] = {}
+        self._cache_at = 0.0
+        self._caps: dict[str, Any] | None = None
+        self.last_run: dict[str, Any] = {}
+        self.acquisition = AcquisitionSettings(f"lima2_conductor:{self._name}:acquisition")
+        self._detector_cc = DetectorController(self)
+        self._roi_stats_cc = RoiStatsController("roi_stats", self._detector_cc)
+        self._roi_profiles_cc = RoiProfilesController("roi_profiles", self._detector_cc)
+        self._frame = FrameCounter("frame", self._detector_cc)
+        self._processing = Processing(self)
+        global_map.register(self, parents_list=["lima2", "controllers", "counters"], tag=self._name)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def fullname(self) -> str:
+        return self._name
+
+    @autocomplete_property
+    def processing(self) -> Processing:
+        return self._processing
+
+    # -- conductor values --------------------------------------------------------------
+    def _cached(self, name: str, default: Any = None) -> Any:
+        """Detector attributes that rarely change, read at most every few seconds."""
+        if time.monotonic() - self._cache_at > CACHE_S or name not in self._cache:
+            try:
+                self._cache.update(self.client.read_many(list(STATIC_ATTRS)))
+                self._cache_at = time.monotonic()
+            except tango.DevFailed:
+                return self._cache.get(name, default)
+        return self._cache.get(name, default)
+
+    def capabilities(self) -> dict[str, Any]:
+        if not self._caps:
+            self._caps = self.client.capabilities()
+        return self._caps
+
+    def _description(self) -> str:
+        return f"{self._cached('det_plugin', '')}, {self._cached('det_model', '')} (Lima2 conductor {self.tango_name})"
+
+    @property
+    def state(self) -> str:
+        return self.client.state_status()[0]
+
+    @property
+    def status(self) -> str:
+        return self.client.state_status()[1]
+
+    def reset(self) -> None:
+        """Stop whatever runs and reset a failed run (scans also do it by themselves)."""
+        self.client.make_ready()
+
+    # -- counters --------------------------------------------------------------------
+    def _rois_changed(self) -> None:
+        self._refresh_counters()
+
+    def _refresh_counters(self) -> None:
+        stats = self._processing.roi_stats.rois
+        rects = [r for r in stats if type(r) is Roi]
+        arcs = [r for r in stats if type(r) is ArcRoi]
+        self._roi_stats_cc.rebuild(rects + arcs)
+        self._roi_profiles_cc.rebuild(self._processing.roi_profiles.rois)
+
+    @autocomplete_property
+    def counters(self) -> Any:
+        self._refresh_counters()
+        return counter_namespace([self._frame, *self._roi_stats_cc.counters, *self._roi_profiles_cc.counters])
+
+    @autocomplete_property
+    def counter_groups(self) -> Any:
+        self._refresh_counters()
+        rois = [*self._roi_stats_cc.counters, *self._roi_profiles_cc.counters]
+        return counter_namespace(
+            {
+                "images": counter_namespace([self._frame]),
+                "rois": counter_namespace(rois),
+                "default": counter_namespace([self._frame, *rois]),
+            }
+        )
+
+    # -- params of a scan ------------------------------------------------------------------
+    def stats_rois(self) -> list[Any]:
+        """ROI objects in the conductor's channel order (rectangles, then arcs)."""
+        stats = self._processing.roi_stats.rois
+        return [r for r in stats if type(r) is Roi] + [r for r in stats if type(r) is ArcRoi]
+
+    # -- shell -------------------------------------------------------------------------------
+    def __info__(self) -> str:
+        c = self.client
+        lines = [f"Lima2 conductor {self.tango_name} ({self._name})"]
+        try:
+            state, status = c.state_status()
+            v = c.read_many(
+                [
+                    "det_plugin",
+                    "det_model",
+                    "det_width",
+                    "det_height",
+                    "det_pixel_type",
+                    "topology_name",
+                    "receivers",
+                    "run_state",
+                    "acq_uuid",
+                    "nb_frames",
+                    "nb_frames_acquired",
+                    "nb_frames_ready",
+                    "master_files",
+                    "last_error",
+                ]
+            )
+        except tango.DevFailed as exc:
+            lines.append(f"  conductor unreachable: {exc.args[0].desc}")
+            return "\n".join(lines)
+        lines += [
+            f"State:     {state}",
+            "Status:    " + status.replace("\n", "\n           "),
+            f"Detector:  {v['det_plugin']} {v['det_model']}, {v['det_width']} x {v['det_height']} {v['det_pixel_type']}",
+            f"Topology:  {v['topology_name']}",
+            "Receivers: " + ", ".join(v["receivers"] or []),
+            "",
+            "Acquisition (det.acquisition):",
+            _indent(self.acquisition.__info__()),
+            "",
+            "Processing (det.processing):",
+            _indent(self._processing.__info__()),
+            "",
+            f"Last run:  {v['run_state']} {v['acq_uuid']}".rstrip(),
+            f"    frames {v['nb_frames_acquired']} acquired, {v['nb_frames_ready']} ready of {v['nb_frames']}",
+        ]
+        masters = json.loads(v["master_files"] or "{}")
+        for source, (path, dataset) in masters.items():
+            lines.append(f"    {source}: {path}::{dataset}")
+        if v["last_error"]:
+            lines.append(f"    last error: {v['last_error']}")
+        if self.last_run:
+            lines.append(f"    last scan: {self.last_run}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Lima2Conductor {self._name} on {self.tango_name}>"

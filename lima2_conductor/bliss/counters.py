@@ -1,0 +1,195 @@
+"""Counters and counter controllers of the detector object.
+
+``DetectorController`` (named after the detector) owns the ``frame`` image counter and
+builds the acquisition master; ``RoiStatsController`` and ``RoiProfilesController`` are
+its sub-controllers, one counter per ROI and statistic, read from ``GetReducedData``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from bliss.common.counter import Counter
+from bliss.common.protocols import HasMetadataForDataset, HasMetadataForScanExclusive
+from bliss.controllers.counter import CounterController
+
+from ..core.lima2 import (
+    DEFAULT_PIXEL_TYPE,
+    EXTERNAL_TRIGGER,
+    GATE_TRIGGER,
+    INTERNAL_TRIGGER,
+    PIXEL_DTYPES,
+    SOFTWARE_TRIGGER,
+)
+from .params import STATS, default_trigger_mode, min_latency
+
+
+def frame_dtype(pixel_type: str) -> np.dtype:
+    """The numpy dtype of a Lima2 pixel type (the default one's if unknown)."""
+    return np.dtype(PIXEL_DTYPES.get(pixel_type, PIXEL_DTYPES[DEFAULT_PIXEL_TYPE]))
+
+
+if TYPE_CHECKING:
+    from .controller import Lima2Conductor
+
+
+class FrameCounter(Counter):
+    """The detector's processed frames (an image channel; data through blissdata)."""
+
+    def __init__(self, name: str, controller: DetectorController) -> None:
+        super().__init__(name, controller)
+        self._det = controller.det
+
+    @property
+    def dtype(self) -> Any:
+        return frame_dtype(self._det._cached("det_pixel_type", DEFAULT_PIXEL_TYPE))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (int(self._det._cached("det_height", 0)), int(self._det._cached("det_width", 0)))
+
+    def __info__(self) -> str:
+        return f"{self.fullname}: image {self.shape[1]} x {self.shape[0]} {self.dtype}"
+
+
+class RoiStatCounter(Counter):
+    """One statistic (sum, avg, std, min, max) of one ROI, per frame."""
+
+    def __init__(self, roi: Any, stat: str, controller: CounterController) -> None:
+        self.roi = roi
+        self.stat = stat
+        super().__init__(f"{roi.name}_{stat}", controller, dtype=np.float64 if stat == "sum" else np.float32)
+
+    def scan_metadata(self) -> dict[str, Any]:
+        return {self.roi.name: self.roi.to_dict()}
+
+
+class RoiProfileCounter(RoiStatCounter):
+    """One statistic of a profile: one value per column (horizontal) or row (vertical)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.roi.width if self.roi.mode == "horizontal" else self.roi.height,)
+
+
+class DetectorController(CounterController, HasMetadataForScanExclusive, HasMetadataForDataset):
+    """Builds the acquisition master of the conductor for the default chain."""
+
+    def __init__(self, det: Lima2Conductor) -> None:
+        super().__init__(det.name, register_counters=False)
+        self.det = det
+
+    def scan_metadata(self) -> dict[str, Any]:
+        return {"type": "lima2", "description": self.det._description(), "tango_name": self.det.tango_name}
+
+    def dataset_metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.det._description()}
+
+    def get_default_chain_parameters(self, scan_params: dict[str, Any], acq_params: dict[str, Any]) -> dict[str, Any]:
+        """As Bliss's Lima2: a single point is one internal-trigger frame; a step scan is one
+        acquisition of npoints frames, software-triggered once per point when possible."""
+        settings = self.det.acquisition
+        npoints = int(scan_params.get("npoints", 1))
+        count_time = float(scan_params.get("count_time", 1.0))
+        caps = self.det.capabilities()
+        if "trigger_mode" in acq_params:
+            trigger_mode = acq_params["trigger_mode"]
+        elif settings.trigger_mode != "auto":
+            trigger_mode = settings.trigger_mode
+        elif npoints == 1:
+            trigger_mode = INTERNAL_TRIGGER
+        else:
+            trigger_mode = default_trigger_mode(caps)
+        prepare_once = trigger_mode in (SOFTWARE_TRIGGER, EXTERNAL_TRIGGER, GATE_TRIGGER)
+        per_trigger = int(acq_params.get("nb_frames_per_trigger", settings.nb_frames_per_trigger))
+        nb_frames = acq_params.get("nb_frames")
+        if nb_frames is None:
+            nb_frames = npoints * per_trigger if prepare_once else per_trigger
+        expo_time = acq_params.get("expo_time", settings.expo_time)
+        if expo_time is None:
+            expo_time = count_time
+        latency = max(float(acq_params.get("latency_time", settings.latency_time)), min_latency(caps))
+        return {
+            "nb_frames": int(nb_frames),
+            "expo_time": float(expo_time),
+            "latency_time": latency,
+            "trigger_mode": trigger_mode,
+            "nb_frames_per_trigger": per_trigger,
+            "prepare_once": prepare_once,
+            "start_once": prepare_once,
+        }
+
+    def get_acquisition_object(
+        self, acq_params: dict[str, Any], ctrl_params: dict[str, Any], parent_acq_params: dict[str, Any]
+    ) -> Any:
+        from .acquisition import ConductorAcquisitionMaster
+
+        return ConductorAcquisitionMaster(self, ctrl_params=ctrl_params, **acq_params)
+
+    def get_current_parameters(self) -> dict[str, Any]:
+        return {}
+
+    def apply_parameters(self, ctrl_params: dict[str, Any]) -> None:
+        pass
+
+
+class ReducedDataController(CounterController):
+    """Counters of one reduced-data source of the conductor (``roi_stats`` or ``roi_profile``)."""
+
+    source = "roi_stats"
+    counter_class: type[RoiStatCounter] = RoiStatCounter
+
+    def __init__(self, name: str, master: DetectorController) -> None:
+        super().__init__(name, master_controller=master, register_counters=False)
+        self.master = master
+        self._built: list[dict[str, Any]] | None = None
+        self.channel_of: dict[str, int] = {}
+
+    def rois(self) -> list[Any]:
+        raise NotImplementedError
+
+    def rebuild(self, rois: list[Any]) -> None:
+        """One counter per ROI and statistic; ``channel_of`` maps a ROI name to the
+        conductor's channel index."""
+        key = [{**r.to_dict(), "name": r.name} for r in rois]
+        if key == self._built:
+            return
+        self._counters.clear()
+        self.channel_of = {}
+        for index, roi in enumerate(rois):
+            self.channel_of[roi.name] = index
+            for stat in STATS:
+                self.counter_class(roi, stat, self)
+        self._built = key
+
+    def get_default_chain_parameters(self, scan_params: dict[str, Any], acq_params: dict[str, Any]) -> dict[str, Any]:
+        return {"npoints": acq_params.get("npoints", scan_params.get("npoints", 1))}
+
+    def get_acquisition_object(
+        self, acq_params: dict[str, Any], ctrl_params: dict[str, Any], parent_acq_params: dict[str, Any]
+    ) -> Any:
+        from .acquisition import ReducedDataAcquisitionSlave
+
+        return ReducedDataAcquisitionSlave(
+            self,
+            npoints=parent_acq_params.get("nb_frames", acq_params.get("npoints", 1)),
+            prepare_once=parent_acq_params.get("prepare_once", True),
+            ctrl_params=ctrl_params,
+        )
+
+    def get_current_parameters(self) -> dict[str, Any]:
+        return {}
+
+    def apply_parameters(self, ctrl_params: dict[str, Any]) -> None:
+        pass
+
+
+class RoiStatsController(ReducedDataController):
+    source = "roi_stats"
+    counter_class = RoiStatCounter
+
+
+class RoiProfilesController(ReducedDataController):
+    source = "roi_profile"
+    counter_class = RoiProfileCounter
