@@ -1,8 +1,9 @@
-"""Sustained frame rate of the simulators: 512x512 uint16, ROI statistics, 2 receivers.
+"""Sustained frame rate of the simulators per processing class: 512x512 uint16, ROI
+statistics (where the class has them), 2 receivers, saving off then on (every channel).
 
 The detector is asked for frames far faster than the receivers can take them
 (1 us exposure), so the time to the end is the receivers' processing time.
-Run: ``python benchmarks/bench_simulators.py [--frames N]``.
+Run: ``python benchmarks/bench_simulators.py [--frames N] [--classes Legacy,Smx,...]``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import uuid
 
 import tango
 
+from lima2_conductor.core import lima2
 from lima2_conductor.core.params import defaults_from_schema
 from lima2_conductor.launcher import CONTROL, local_system, receiver_name, wait_for
 
 
-def run_once(nb_frames: int, saving: bool, data_dir: str) -> float:
+def run_once(nb_frames: int, saving: bool, data_dir: str, class_name: str = lima2.LEGACY.class_name) -> float:
     db = tango.Database()
     acq = defaults_from_schema(
         json.loads(db.get_class_attribute_property("LimaSimulatorControl", "acq_params")["acq_params"]["schema"][0])
@@ -28,20 +30,28 @@ def run_once(nb_frames: int, saving: bool, data_dir: str) -> float:
     acq["acq"].update(nb_frames=nb_frames, expo_time=1, latency_time=0)
     acq["det"]["generator"]["pixel_type"] = "gray16"
     proc = defaults_from_schema(
-        json.loads(db.get_class_attribute_property("LimaProcessingLegacy", "proc_params")["proc_params"]["schema"][0])
+        json.loads(db.get_class_attribute_property(class_name, "proc_params")["proc_params"]["schema"][0])
     )
-    proc["statistics"].update(
-        enabled=True, rect_rois=[{"topleft": {"x": 100, "y": 100}, "dimensions": {"x": 300, "y": 200}}]
-    )
-    proc["saving"].update(enabled=saving, base_path=data_dir, file_exists_policy="overwrite", nb_frames_per_file=500)
+    if "statistics" in proc:
+        proc["statistics"].update(
+            enabled=True, rect_rois=[{"topleft": {"x": 100, "y": 100}, "dimensions": {"x": 300, "y": 200}}]
+        )
+    spec = lima2.pipeline(class_name)
+    for k, channel in enumerate(spec.saving_channels):
+        proc[channel].update(
+            enabled=saving,
+            base_path=data_dir,
+            filename_prefix=f"bench{k}",
+            file_exists_policy="overwrite",
+            nb_frames_per_file=500,
+        )
     ctl = tango.DeviceProxy(CONTROL)
     rcvs = [tango.DeviceProxy(receiver_name(i)) for i in range(2)]
     uid = str(uuid.uuid1())
     ctl.acq_params = json.dumps(acq)
     for i, r in enumerate(rcvs):
         r.acq_params = json.dumps(acq)
-        proc["saving"]["filename_rank"] = i
-        r.proc_params = json.dumps(proc)
+        r.proc_params = json.dumps(spec.finalise(proc, i, len(rcvs), False))
     for d in (ctl, *rcvs):
         d.Prepare(uid)
     t0 = time.perf_counter()
@@ -57,16 +67,20 @@ def run_once(nb_frames: int, saving: bool, data_dir: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--frames", type=int, default=4000)
+    parser.add_argument("--frames", type=int, default=2000)
+    parser.add_argument("--classes", default=",".join(lima2.PIPELINES), help="processing classes, comma separated")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, local_system(2, workdir=os.path.join(tmp, "sys")) as system:
         os.environ["TANGO_HOST"] = system.tango_host
         run_once(200, False, tmp)  # warm-up
-        for saving in (False, True):
-            rate = run_once(args.frames, saving, tmp)
-            print(
-                f"simulators, 2 receivers, 512x512 uint16, ROI stats, saving {'on ' if saving else 'off'}: {rate:8.0f} frames/s  ({rate / 1000:.2f} x the 1,000 frames/s target)"
-            )
+        for class_name in args.classes.split(","):
+            for saving in (False, True):
+                rate = run_once(args.frames, saving, tmp, class_name)
+                print(
+                    f"{class_name:22s} 2 receivers, 512x512 uint16, saving {'on ' if saving else 'off'}: "
+                    f"{rate:8.0f} frames/s  ({rate / 1000:.2f} x the 1,000 frames/s target)",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .devencoded import densify
 from .errors import DeviceError, DeviceOffline, DeviceTimeout, NotFound
 from .fanout import call
+from .lima2 import DENSE_SUFFIX
 from .pipeline import read_saved_frame
 from .progress import read_or
 from .run import Run
@@ -55,7 +57,13 @@ async def lookup(run: Run, frame_idx: int, source: str, timeout: float) -> dict[
 async def get_frame(run: Run, frame_idx: int, source: str, timeout: float, poll_timeout: float) -> tuple[str, bytes]:
     """The frame as its processing device encodes it (passed through unchanged), or
     from its HDF5 file when the device no longer has it. ``-1`` asks the device that has
-    the newest frame for its newest: no race with frames arriving meanwhile."""
+    the newest frame for its newest: no race with frames arriving meanwhile.
+
+    ``<source>:dense`` returns any source as a DATA_ARRAY image: sparse frames rebuilt
+    (SMX: the peaks only), vectors as 1 x 1 x length images."""
+    if source.endswith(DENSE_SUFFIX):
+        raw = await get_frame(run, frame_idx, source[: -len(DENSE_SUFFIX)], timeout, poll_timeout)
+        return await asyncio.to_thread(densify, raw)
     if frame_idx == -1:
         rank, _ = await _newest(run, source, poll_timeout)
         device = run.pipeline.devices[rank]

@@ -98,8 +98,10 @@ def write(
     frame_shape: tuple[int, int, int],
     dtype: np.dtype,
     metadata: dict[str, Any],
+    vector: bool = False,
 ) -> None:
-    """Write the master file atomically (blocking: call from a thread)."""
+    """Write the master file atomically (blocking: call from a thread); a ``vector``
+    source (1 x 1 x length frames) is marked as a spectrum."""
     import h5py
 
     channels, height, width = frame_shape
@@ -132,7 +134,7 @@ def write(
             parent = f.require_group(saving.data_path.rsplit("/", 1)[0])
             h5py.h5d.create(parent.id, b"data", h5py.h5t.py_create(dtype), vspace, dcpl=dcpl).close()
             dset = f[saving.data_path]
-            dset.attrs["interpretation"] = "image"
+            dset.attrs["interpretation"] = "spectrum" if vector else "image"
             entry, inst, det = (
                 f[saving.entry],
                 f[saving.entry][saving.instrument],
@@ -203,3 +205,82 @@ def _write_tree(group: Any, name: str, value: Any) -> None:
         group[name] = json.dumps(value) if not value else value
     else:
         group[name] = value
+
+
+def read_sparse_files(saving: Saving, nb_receivers: int) -> list[tuple[int, Any, Any]]:
+    """Every sparse frame saved so far: ``(global index, pixel indices, intensities)``,
+    read from each receiver's files in order until one is missing or unreadable (still
+    being written). Blocking."""
+    import h5py
+
+    frames: list[tuple[int, Any, Any]] = []
+    for rank in range(nb_receivers):
+        k = 0
+        while True:
+            path = os.path.join(saving.base_path, saving.file_name(rank, k))
+            if not os.path.exists(path):
+                break
+            try:
+                with h5py.File(path, "r", locking=False) as f:
+                    group = f[saving.data_path]
+                    ptr, idx = group["frame_ptr"][()], group["frame_idx"][()]
+                    index, intensity = group["index"][()], group["intensity"][()]
+            except (OSError, KeyError):
+                break
+            frames += [(int(g), index[ptr[j] : ptr[j + 1]], intensity[ptr[j] : ptr[j + 1]]) for j, g in enumerate(idx)]
+            k += 1
+    return frames
+
+
+def write_sparse(path: str, saving: Saving, nb_receivers: int, metadata: dict[str, Any]) -> int:
+    """The master file of a sparse source: the contiguous prefix of saved frames in global
+    order, copied (not virtual) under ``<entry>/<instrument>/<detector>/data`` (a group):
+    ``index`` (uint32), ``intensity``, ``frame_ptr`` (uint64, frames + 1; frame ``j`` is
+    ``index[frame_ptr[j]:frame_ptr[j + 1]]``) and ``frame_idx``. Blocking; returns the
+    frame count."""
+    import h5py
+
+    frames = sorted(read_sparse_files(saving, nb_receivers), key=lambda t: t[0])
+    total = 0
+    while total < len(frames) and frames[total][0] == total:
+        total += 1
+    frames = frames[:total]
+    sizes = np.array([len(f[1]) for f in frames], dtype=np.uint64)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with h5py.File(tmp, "w") as f:
+            group = f.require_group(saving.data_path)
+            group.attrs["NX_class"] = "NXdata"
+            group["index"] = np.concatenate([f_[1] for f_ in frames]).astype("<u4") if frames else np.empty(0, "<u4")
+            group["intensity"] = np.concatenate([f_[2] for f_ in frames]) if frames else np.empty(0, dtype=np.uint16)
+            group["frame_ptr"] = np.concatenate([[0], np.cumsum(sizes)]).astype("<u8")
+            group["frame_idx"] = np.arange(total, dtype="<i8")
+            entry, inst, det = (
+                f[saving.entry],
+                f[saving.entry][saving.instrument],
+                f[saving.entry][saving.instrument][saving.detector],
+            )
+            f.attrs.update(
+                {
+                    "NX_class": "NXroot",
+                    "file_name": path,
+                    "creator": "lima2-tango-conductor",
+                    "file_time": datetime.now(UTC).isoformat(),
+                }
+            )
+            entry.attrs["NX_class"] = "NXentry"
+            entry["program_name"] = "Conductor.MasterFile.Sparse"
+            entry["program_name"].attrs["version"] = "1.0"
+            inst.attrs["NX_class"] = "NXinstrument"
+            det.attrs["NX_class"] = "NXdetector"
+            f[f"{saving.entry}/measurement/data"] = group
+            f[f"{saving.entry}/measurement"].attrs["NX_class"] = "NXcollection"
+            for key in ("params", "detector_information"):
+                if key in metadata:
+                    _write_tree(det, key, metadata[key])
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return total

@@ -16,12 +16,24 @@ import numpy as np
 from . import master_file
 from .devencoded import decode_rows, encode_frame
 from .errors import ConductorError, NotFound, ParamError, SavingError
-from .lima2 import FRAME_IDX_DTYPE, FRAME_IDX_GETTER, PipelineSpec, pixel_dtype
+from .lima2 import (
+    DENSE,
+    DENSE_SUFFIX,
+    FRAME_IDX_DTYPE,
+    FRAME_IDX_GETTER,
+    SPARSE,
+    VECTOR,
+    PipelineSpec,
+    pixel_dtype,
+)
 from .ports import ProcessingPort
 from .reduced_data import ReducedStore
 from .topology import Locator
 
 logger = logging.getLogger(__name__)
+MASTER_FILE_KINDS = (DENSE, VECTOR, SPARSE)
+"""Frame kinds that get a master file (a virtual dataset over the receivers' files for
+dense and vector frames, a copy in global order for sparse ones)."""
 Call = Callable[[Any, str, Awaitable[Any]], Awaitable[Any]]
 """``call(device, action, awaitable)``: the system's deadline-bounded remote call."""
 
@@ -57,7 +69,7 @@ class RunPipeline:
         self.savings = {
             s.name: master_file.Saving.from_params(proc_params[s.saving])
             for s in spec.saved_sources(proc_params)
-            if s.saving
+            if s.saving and s.kind in MASTER_FILE_KINDS
         }
 
     @property
@@ -92,7 +104,9 @@ class RunPipeline:
         return self.stores[name].read(channel, from_frame, max_rows)
 
     def frame_sources(self) -> dict[str, Any]:
-        """Every frame source with its getter, shape (channels, height, width) and pixel type."""
+        """Every frame source with its getter, kind, DevEncoded tag, shape (channels, height,
+        width; a vector is 1 x 1 x length) and pixel type; sparse sources also answer as
+        ``<source>:dense``, rebuilt as a dense image."""
         out = {}
         for s in self.spec.frame_sources:
             info = self.frame_info.get(s.name)
@@ -100,11 +114,15 @@ class RunPipeline:
                 continue
             shape = [info["nb_channels"], info["dimensions"]["y"], info["dimensions"]["x"]]
             out[s.name] = {
+                "type": s.kind,
+                "encoding": s.encoding,
                 "getter": s.getter,
                 "shape": shape,
                 "pixel_type": info["pixel_type"],
                 "saved": s.name in self.savings,
             }
+            if s.kind not in (DENSE, VECTOR):
+                out[s.name]["dense"] = f"{s.name}{DENSE_SUFFIX}"
         return out
 
     def locate(self, frame_idx: int) -> tuple[int, int]:
@@ -135,7 +153,7 @@ class RunPipeline:
             )
         h5 = None
         saving = self.savings.get(source)
-        if saving is not None and local < saved[rank]:
+        if saving is not None and src.kind != SPARSE and local < saved[rank]:
             per_file = saving.nb_frames_per_file
             h5 = {
                 "file": f"{saving.base_path}/{saving.file_name(rank, local // per_file)}",
@@ -166,11 +184,17 @@ class RunPipeline:
         for name, saving in self.savings.items():
             path = saving.master_path
             try:
+                meta = {**self.metadata, "uuid": self.uuid, "topology": self.topology_name}
+                if self.spec.source(name).kind == SPARSE:
+                    master_file.write_sparse(path, saving, len(self.devices), meta)
+                    continue
                 total, mappings = master_file.layout(self.locator, saved, saving)
                 info = self.frame_info[name]
                 shape = (int(info["nb_channels"]), int(info["dimensions"]["y"]), int(info["dimensions"]["x"]))
-                meta = {**self.metadata, "uuid": self.uuid, "topology": self.topology_name}
-                master_file.write(path, saving, total, mappings, shape, pixel_dtype(info["pixel_type"]), meta)
+                kind = self.spec.source(name).kind
+                master_file.write(
+                    path, saving, total, mappings, shape, pixel_dtype(info["pixel_type"]), meta, kind == VECTOR
+                )
             except ConductorError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure of the write is a saving error

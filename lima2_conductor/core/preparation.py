@@ -31,6 +31,7 @@ async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: 
     """Validate the params, check the devices, fan out Prepare (rolled back on a partial
     failure) and build the run."""
     spec = _pipeline_of(user, overrides)
+    overrides = _channel_overrides(spec, overrides)
     rcv0 = self.receivers[0]
     schemas = await asyncio.gather(
         call(self.control, "read acq_params schema", self.control.acq_schema(), self.timeout_s),
@@ -52,7 +53,10 @@ async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: 
     uid = str(uuidlib.uuid1())
     locator = self.topology.new_run(nb_frames)
     n = len(self.receivers)
-    per_rank = [spec.finalise(proc, rank, n, locator.needs_frame_idx) for rank in range(n)]
+    try:
+        per_rank = [spec.finalise(proc, rank, n, locator.needs_frame_idx) for rank in range(n)]
+    except lima2.PipelineRefused as exc:
+        raise ParamError(f"processing params: {exc}") from None
     prepared: list[DevicePort] = []
 
     async def control() -> None:
@@ -105,7 +109,7 @@ async def new_run(
         names,
         params["processing"],
         nb_frames,
-        {s.name: info for s, info in zip(spec.frame_sources, infos, strict=True)},
+        {s.name: lima2.frame_info_of(s.kind, info) for s, info in zip(spec.frame_sources, infos, strict=True)},
         {
             "params": {"acquisition": params["control"], "processing": params["processing"]},
             "detector_information": det_info,
@@ -178,3 +182,12 @@ def _pipeline_of(user: dict[str, Any], overrides: dict[str, Any]) -> lima2.Pipel
         return lima2.pipeline(str(name))
     except KeyError as exc:
         raise ParamError(f"processing params $.class_name: {exc.args[0]}") from None
+
+
+def _channel_overrides(spec: lima2.PipelineSpec, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The conductor's saving settings applied to every saving channel of the class."""
+    proc = overrides.get("processing")
+    if not isinstance(proc, dict) or "saving" not in proc or "saving" in spec.saving_channels:
+        return overrides
+    rest = {k: v for k, v in proc.items() if k != "saving"}
+    return {**overrides, "processing": {**rest, **spec.saving_overrides(proc["saving"])}}

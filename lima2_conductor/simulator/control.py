@@ -7,13 +7,13 @@ import json
 
 from tango.server import attribute, command, device_property
 
-from ..core.lima2 import PIXEL_TYPES, TRIGGER_MODES
+from ..core.lima2 import CORE_VERSION, PIXEL_TYPES, TRIGGER_MODES
 from ..core.state import DeviceState
 from .base import SimulatorDevice, raise_lima
 from .clock import FrameClock
 from .frames import geometry_from_params
 
-PLUGIN_VERSION = "simulator-1.0.0"
+PLUGIN_VERSION = CORE_VERSION
 
 
 class LimaSimulatorControl(SimulatorDevice):

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..core.devencoded import encode_frame, encode_rows
+from ..core.lima2 import LEGACY
 from .frames import FrameGenerator
 from .reduction import FRAME_IDX_DTYPE, STATS_DTYPE, Reducer
 from .saving import FrameWriter, check_target
@@ -29,6 +30,8 @@ class FrameNotAvailable(LookupError):
 
 class LegacyPipeline:
     """Counters, reduced-data queues, frame buffer index and saving of one run."""
+
+    class_name = LEGACY.class_name
 
     def __init__(
         self,
@@ -96,6 +99,9 @@ class LegacyPipeline:
                     rows["recv_idx"] = self.rank
                     rows["frame_idx"] = idx
                     self._frame_idx.append(rows)
+
+    def activate(self) -> None:
+        """Called when the acquisition starts (nothing to do)."""
 
     def finish(self) -> None:
         """Close the files; the pipeline is finished afterwards."""

@@ -20,8 +20,9 @@ from .base import SimulatorDevice, knob, raise_lima
 from .clock import FrameClock
 from .frames import FrameGenerator, share
 from .pipeline import LegacyPipeline
+from .pipelines import CLASSES, ClassPipeline, PipelineFailure
 from .processing import PIPELINES
-from .schemas import PROCESSING_CLASS, proc_params_schema
+from .schemas import PROCESSING_CLASS, SCHEMAS, proc_params_schema
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
         self.proc_schema = proc_params_schema()
         self._proc_params: dict[str, Any] = defaults_from_schema(self.proc_schema)
         self._pipelines: dict[str, str] = {}  # uuid -> processing device name
-        self._current: LegacyPipeline | None = None
+        self._current: LegacyPipeline | ClassPipeline | None = None
         self._stop = False
         self._nb_xferred = 0
         self._last_error = ""
@@ -56,7 +57,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
     @proc_params.write
     def proc_params(self, value: str) -> None:
         self.require(DeviceState.IDLE, DeviceState.PREPARED, command="write proc_params")
-        self._proc_params = self.parse_params(value, self.proc_schema, "proc_params")
+        self._proc_params = self.parse_params(value, _schema_of(value, self.proc_schema), "proc_params")
 
     @attribute(dtype=int, doc="Frames received by this receiver in this acquisition")
     def nb_frames_xferred(self) -> int:
@@ -89,22 +90,24 @@ class LimaSimulatorReceiver(SimulatorDevice):
             raise_lima(f"invalid acquisition uuid {uuid!r}", self.get_name(), "Prepare")
         if uuid in self._pipelines:
             raise_lima(f"pipeline {uuid} exists already", self.get_name(), "Prepare")
-        if self._proc_params["class_name"] != PROCESSING_CLASS:
+        class_name = self._proc_params["class_name"]
+        if class_name != PROCESSING_CLASS and class_name not in CLASSES:
             raise_lima(f"unknown processing class {self._proc_params['class_name']!r}", self.get_name(), "Prepare")
         acq, proc = self._acq_params, self._proc_params
         if acq["acq"]["trigger_mode"] == SOFTWARE_TRIGGER and not self.control_device:
             raise_lima("software trigger needs the control_device property", self.get_name(), "Prepare")
         try:
             generator = await asyncio.to_thread(FrameGenerator, acq, self.sensor_width, self.sensor_height)
-            pipeline = await asyncio.to_thread(LegacyPipeline, uuid, self.rank, generator, acq, proc)
-        except (ValueError, OSError) as exc:
+            make = CLASSES.get(class_name, LegacyPipeline)
+            pipeline = await asyncio.to_thread(make, uuid, self.rank, generator, acq, proc)
+        except (ValueError, OSError, PipelineFailure) as exc:
             raise_lima(str(exc), self.get_name(), "Prepare")
         name = self._processing_name(uuid)
         PIPELINES[name.lower()] = pipeline
         frame_info = json.dumps(generator.geometry.info())
 
         def create() -> None:
-            Util.instance().create_device(PROCESSING_CLASS, name)
+            Util.instance().create_device(class_name, name)
             tango.Database().put_device_property(name, {"frame_info": [frame_info]})
 
         try:
@@ -167,7 +170,9 @@ class LimaSimulatorReceiver(SimulatorDevice):
         del self._pipelines[uuid]
         if self._current is not None and self._current.uuid == uuid:
             self._current = None
-        await asyncio.to_thread(Util.instance().delete_device, PROCESSING_CLASS, name)
+        held = PIPELINES.get(name.lower())
+        class_name = held.class_name if held is not None else PROCESSING_CLASS
+        await asyncio.to_thread(Util.instance().delete_device, class_name, name)
         PIPELINES.pop(name.lower(), None)
 
     # -- acquisition -----------------------------------------------------------
@@ -187,11 +192,17 @@ class LimaSimulatorReceiver(SimulatorDevice):
         n = max(n, known)
         return n if clock.nb_frames == 0 else min(n, clock.nb_frames)
 
-    async def _run(self, pipeline: LegacyPipeline, clock: FrameClock, drop_finished: bool) -> None:
+    async def _run(self, pipeline: LegacyPipeline | ClassPipeline, clock: FrameClock, drop_finished: bool) -> None:
         n_recv = max(1, self.nb_receivers)
         mode = self._acq_params["det"]["dispatch_mode"]
         cursor = 0
         failed = False
+        try:
+            pipeline.activate()
+        except PipelineFailure as exc:  # the processing never starts, never reports its end
+            pipeline.error = json.dumps({"what": str(exc), "errinfo": {"device": self._processing_name(pipeline.uuid)}})
+            self._fault(str(exc))
+            return
         try:
             while not self._stop:
                 produced = await self._produced(clock, cursor)
@@ -233,7 +244,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
         self._last_error = json.dumps({"what": what, "errinfo": {"device": self.get_name()}})
         self.set_acq_state(DeviceState.FAULT)
 
-    def _push_processing_events(self, pipeline: LegacyPipeline, drop_finished: bool) -> None:
+    def _push_processing_events(self, pipeline: LegacyPipeline | ClassPipeline, drop_finished: bool) -> None:
         name = self._pipelines.get(pipeline.uuid)
         if name is None:
             return
@@ -245,3 +256,13 @@ class LimaSimulatorReceiver(SimulatorDevice):
             device.push_data_ready_event("last_error", 1)
         if not drop_finished:
             device.push_data_ready_event("is_finished", 1)
+
+
+def _schema_of(value: str, legacy: dict[str, Any]) -> dict[str, Any]:
+    """The schema of the class named by the params' ``class_name`` (Legacy when absent or
+    not parsable: validation then names the problem)."""
+    try:
+        name = json.loads(value).get("class_name")
+    except (ValueError, AttributeError):
+        return legacy
+    return SCHEMAS[name]() if name in SCHEMAS and name != PROCESSING_CLASS else legacy

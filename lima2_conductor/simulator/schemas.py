@@ -9,21 +9,26 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.lima2 import (
+    CORE_VERSION,
     DEFAULT_FILENAME_FORMAT,
     DEFAULT_FILENAME_SUFFIX,
     DEFAULT_PIXEL_TYPE,
     DISPATCH_MODES,
+    FAI,
+    FAILING,
     FILE_EXISTS_POLICIES,
     INTERNAL_TRIGGER,
     LEGACY,
     NB_DIMENSIONS,
     PIXEL_TYPES,
     ROUND_ROBIN_DISPATCH,
+    SMX,
     TRIGGER_MODES,
+    XPCS,
 )
 
 PROCESSING_CLASS = LEGACY.class_name
-PROCESSING_VERSION = "1.0.0"
+PROCESSING_VERSION = CORE_VERSION
 
 
 def _obj(props: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -174,13 +179,30 @@ def _saving() -> dict[str, Any]:
             "nx_detector_name": {"type": "string", "default": "detector", "pattern": "^[A-Za-z0-9_]+$"},
             "nb_dimensions": _enum(NB_DIMENSIONS, "dim_3d_or_4d"),
             "include_frame_idx": {"type": "boolean", "default": False},
-            "compression": _enum(["none"], "none"),
+            "compression": _enum(["none", "bshuf_lz4", "zip"], "none"),
         }
     )
 
 
-def proc_params_schema() -> dict[str, Any]:
-    """The ``proc_params`` schema of the Legacy pipeline."""
+def _bool(default: bool = False) -> dict[str, Any]:
+    return {"type": "boolean", "default": default}
+
+
+def _str(default: str = "") -> dict[str, Any]:
+    return {"type": "string", "default": default}
+
+
+def _buffers(*names: str) -> dict[str, Any]:
+    return _obj({f"nb_{name}_buffer": _int(100, minimum=1) for name in names})
+
+
+def _switch(**fields: Any) -> dict[str, Any]:
+    """``{enabled false, ...}``: an optional correction (mask, flatfield, filter...)."""
+    return _obj({"enabled": _bool(), **fields})
+
+
+def _rois() -> dict[str, Any]:
+    """``statistics`` and ``profiles``, shared by every pipeline that has ROIs."""
     arc = _obj(
         {
             "center": _point(0.0, 0.0, "number"),
@@ -192,39 +214,177 @@ def proc_params_schema() -> dict[str, Any]:
     )
     rect = _rect(1, 1)
     return {
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "title": "proc_params",
-        **_obj(
+        "statistics": _obj(
             {
-                "class_name": {"type": "string", "enum": [PROCESSING_CLASS], "default": PROCESSING_CLASS},
-                "frame_idx_enabled": {"type": "boolean", "default": False},
-                "fifo": _obj({"nb_fifo_frames": _int(100, minimum=1, maximum=1_000_000)}),
-                "buffers": _obj({"nb_frames_buffer": _int(16, minimum=1)}),
-                "saving": _saving(),
-                "statistics": _obj(
-                    {
-                        "enabled": {"type": "boolean", "default": False},
-                        "rect_rois": {"type": "array", "items": rect, "default": []},
-                        "arc_rois": {"type": "array", "items": arc, "default": []},
-                    }
-                ),
-                "profiles": _obj(
-                    {
-                        "enabled": {"type": "boolean", "default": False},
-                        "rois": {"type": "array", "items": rect, "default": []},
-                        "directions": {
-                            "type": "array",
-                            "items": _enum(["horizontal", "vertical"], "horizontal"),
-                            "default": [],
-                        },
-                    }
-                ),
-                "accumulation": _obj(
-                    {
-                        "enabled": {"type": "boolean", "default": False},
-                        "nb_frames": _int(1, minimum=1),
-                    }
-                ),
+                "enabled": _bool(),
+                "rect_rois": {"type": "array", "items": rect, "default": []},
+                "arc_rois": {"type": "array", "items": arc, "default": []},
+            }
+        ),
+        "profiles": _obj(
+            {
+                "enabled": _bool(),
+                "rois": {"type": "array", "items": rect, "default": []},
+                "directions": {
+                    "type": "array",
+                    "items": _enum(["horizontal", "vertical"], "horizontal"),
+                    "default": [],
+                },
             }
         ),
     }
+
+
+def _max_countrate_protection() -> dict[str, Any]:
+    return _obj(
+        {
+            "enabled": _bool(),
+            "max_countrate": _num(100000.0, minimum=0),
+            "pixel_capacity_override": {"type": "array", "items": {"type": "object"}, "default": []},
+            "abort_on_protection": _bool(True),
+            "ignore_max_value": _bool(),
+            "command": _str(),
+            "args": {"type": "array", "items": {"type": "string"}, "default": []},
+        }
+    )
+
+
+FAI_COMMON: dict[str, Any] = {
+    "absorption_path": _str(),
+    "cl_source_path": _str("/opt/lima2/processings/common/fai/kernels"),
+    "csr_path": _str("/opt/detector/calibration/csr.h5"),
+    "dark_path": _str(),
+    "dark_variance_path": _str(),
+    "delta_dummy": _num(0.0),
+    "do_dummy": _bool(),
+    "dummy": _num(0.0),
+    "error_model": _enum(["no_var", "variance", "poisson", "azimuthal", "hybrid"], "poisson"),
+    "flat_path": _str(),
+    "mask_path": _str(),
+    "normalization_factor": _num(1.0),
+    "polarization_path": _str(),
+    "solid_angle_path": _str(),
+    "variance_path": _str(),
+}
+"""Azimuthal-integration fields shared by SMX and FAI (the simulator integrates around
+the frame centre and reads none of the calibration files)."""
+
+SMX_FAI: dict[str, Any] = {
+    **FAI_COMMON,
+    "acc_nb_frames_reset": _int(0),
+    "acc_nb_frames_xfer": _int(10, minimum=1),
+    "cutoff_clip": _num(0.0),
+    "cutoff_pick": _num(4.0, minimum=0),
+    "cycle": _int(3),
+    "noise": _num(0.6),
+    "radius1d_path": _str("/opt/detector/calibration/bin_centers.h5"),
+    "radius2d_path": _str("/opt/detector/calibration/r_center.h5"),
+}
+
+
+def _class_schema(class_name: str, props: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "proc_params",
+        **_obj({"class_name": {"type": "string", "enum": [class_name], "default": class_name}, **props}),
+    }
+
+
+def legacy_schema() -> dict[str, Any]:
+    return _class_schema(
+        LEGACY.class_name,
+        {
+            "frame_idx_enabled": _bool(),
+            "fifo": _obj({"nb_fifo_frames": _int(100, minimum=1, maximum=1_000_000)}),
+            "buffers": _buffers("frames", "input_frames", "roi_statistics", "roi_profiles", "frame_idx"),
+            "mask": _switch(path=_str()),
+            "flatfield": _switch(path=_str()),
+            "background": _switch(path=_str()),
+            "max_countrate_protection": _max_countrate_protection(),
+            "saving": _saving(),
+            **_rois(),
+            "accumulation": _obj({"enabled": _bool(), "nb_frames": _int(1, minimum=1)}),
+        },
+    )
+
+
+def failing_schema() -> dict[str, Any]:
+    return _class_schema(
+        FAILING.class_name,
+        {
+            "failed_on_prepare": _bool(),
+            "failed_on_activate": _bool(),
+            "failed_frame_idx": _int(0, description="global index of the frame that fails; 0 = never"),
+        },
+    )
+
+
+def smx_schema() -> dict[str, Any]:
+    return _class_schema(
+        SMX.class_name,
+        {
+            "frame_idx_enabled": _bool(),
+            "fifo": _obj({"nb_fifo_frames": _int(100, minimum=1, maximum=1_000_000)}),
+            "buffers": _buffers("frames", "peak_counters", "roi_statistics", "roi_profiles", "frame_idx"),
+            **_rois(),
+            "fai": _obj(SMX_FAI),
+            "saving_dense": _saving(),
+            "saving_sparse": _saving(),
+            "saving_accumulation_corrected": _saving(),
+            "saving_accumulation_peak": _saving(),
+        },
+    )
+
+
+def xpcs_schema() -> dict[str, Any]:
+    return _class_schema(
+        XPCS.class_name,
+        {
+            "frame_idx_enabled": _bool(),
+            "fifo": _obj({"nb_fifo_frames": _int(100, minimum=1, maximum=1_000_000)}),
+            "thread": _obj({"nb_threads": _int(8, minimum=1)}),
+            "buffers": _buffers(
+                "frames", "input_frames", "sparse_frames", "roi_statistics", "roi_profiles", "frame_idx"
+            ),
+            "accumulation": _obj({"enabled": _bool(), "nb_frames": _int(1, minimum=1)}),
+            "mask": _switch(path=_str()),
+            "flatfield": _switch(path=_str()),
+            "background": _switch(path=_str()),
+            "filter": _switch(max_count=_int(0)),
+            **_rois(),
+            "saving_dense": _saving(),
+            "saving_sparse": _saving(),
+        },
+    )
+
+
+def fai_schema() -> dict[str, Any]:
+    return _class_schema(
+        FAI.class_name,
+        {
+            "frame_idx_enabled": _bool(),
+            "fifo": _obj({"nb_fifo_frames": _int(100, minimum=1, maximum=1_000_000)}),
+            "buffers": _buffers("frames", "roi_statistics", "roi_profiles", "frame_idx"),
+            "mask": _switch(path=_str()),
+            "max_countrate_protection": _max_countrate_protection(),
+            **_rois(),
+            "fai": _obj(FAI_COMMON),
+            "saving_dense": _saving(),
+            "saving_fai": _saving(),
+        },
+    )
+
+
+SCHEMAS = {
+    LEGACY.class_name: legacy_schema,
+    FAILING.class_name: failing_schema,
+    SMX.class_name: smx_schema,
+    XPCS.class_name: xpcs_schema,
+    FAI.class_name: fai_schema,
+}
+"""The ``proc_params`` schema of each processing class the simulator serves."""
+
+
+def proc_params_schema(class_name: str = PROCESSING_CLASS) -> dict[str, Any]:
+    """The ``proc_params`` schema of a processing class (Legacy by default)."""
+    return SCHEMAS[class_name]()

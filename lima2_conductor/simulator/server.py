@@ -2,8 +2,8 @@
 
 One server class list for every instance; ``tango_db/`` decides which devices an
 instance runs (a control, or a receiver). At start-up the server publishes the
-``acq_params`` and ``proc_params`` JSON schemas and the processing ``Version`` in the
-Tango database as class (attribute) properties, as the Lima2 servers do.
+``acq_params`` schema and, for every processing class, its ``proc_params`` schema and
+``Version`` in the Tango database as class (attribute) properties, as the Lima2 servers do.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from tango import GreenMode
 from tango.server import run
 
 from .control import LimaSimulatorControl
-from .processing import LimaProcessingLegacy
+from .processing import DEVICE_CLASSES
 from .receiver import LimaSimulatorReceiver
-from .schemas import PROCESSING_CLASS, PROCESSING_VERSION, acq_params_schema, proc_params_schema
+from .schemas import PROCESSING_VERSION, SCHEMAS, acq_params_schema, proc_params_schema
 
 SERVER_NAME = "Lima2Simulator"
 
@@ -32,8 +32,10 @@ def publish_schemas() -> None:
         if isinstance(dev, LimaSimulatorControl | LimaSimulatorReceiver):
             schema = json.dumps(acq_params_schema(dev.sensor_width, dev.sensor_height))
             db.put_class_attribute_property(type(dev).__name__, {"acq_params": {"schema": schema}})
-    db.put_class_attribute_property(PROCESSING_CLASS, {"proc_params": {"schema": json.dumps(proc_params_schema())}})
-    db.put_class_property(PROCESSING_CLASS, {"Version": [PROCESSING_VERSION]})
+    for class_name in SCHEMAS:
+        schema = json.dumps(proc_params_schema(class_name))
+        db.put_class_attribute_property(class_name, {"proc_params": {"schema": schema}})
+        db.put_class_property(class_name, {"Version": [PROCESSING_VERSION]})
 
 
 def forget_stale_pipelines(instance: str) -> None:
@@ -42,7 +44,7 @@ def forget_stale_pipelines(instance: str) -> None:
     db = tango.Database()
     listing = list(db.get_device_class_list(f"{SERVER_NAME}/{instance}"))
     for name, cls in zip(listing[::2], listing[1::2], strict=True):
-        if cls == PROCESSING_CLASS:
+        if cls in DEVICE_CLASSES:
             db.delete_device(name)
 
 
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) > 1 and not args[1].startswith("-"):
         forget_stale_pipelines(args[1])
     run(
-        (LimaSimulatorControl, LimaSimulatorReceiver, LimaProcessingLegacy),
+        (LimaSimulatorControl, LimaSimulatorReceiver, *DEVICE_CLASSES.values()),
         args=args,
         green_mode=GreenMode.Asyncio,
         post_init_callback=publish_schemas,

@@ -282,3 +282,138 @@ def test_master_files_equal_frame_by_frame(
             b["entry_0000/instrument/detector"].attrs["NX_class"]
             == a["entry_0000/instrument/detector"].attrs["NX_class"]
         )
+
+
+SPARSE_DECODERS = {"SPARSE_FRAME": "sparse_frame", "SMX_SPARSE_FRAME": "smx_sparse_frame"}
+
+
+async def _fetch_any(pipeline: Any, idx: int, source: str) -> Any:
+    """A frame of any source through the peer's lookup and its own decoders."""
+    from lima2.common import devencoded
+
+    where = pipeline.lookup(frame_idx=idx, source=source)
+    dev = await tango.asyncio.DeviceProxy(where.buffer.device_url)
+    fmt, raw = await dev.command_inout(where.buffer.command_name, where.buffer.frame_idx)
+    module = getattr(devencoded, SPARSE_DECODERS.get(fmt, "data_array"))
+    return module.decode((fmt, raw))
+
+
+@pytest.mark.parametrize("class_name", ["LimaProcessingSmx", "LimaProcessingXpcs", "LimaProcessingFai"])
+def test_each_pipeline_with_its_defaults(system2: LocalSystem, data_dir: Path, run: Any, class_name: str) -> None:
+    """Prepare with the class's schema defaults (saving enabled on every channel), run,
+    read progress, reduced data, every frame source and the master files."""
+    acq = acq_params(30, 1000)
+
+    async def scenario() -> dict[str, Any]:
+        acqsys = make_system()
+        with acqsys.attach():
+            proc = jsonschema_default.create_from(json.loads(acqsys.receivers[0].fetch_proc_schema(class_name)))
+            for key, value in proc.items():
+                if isinstance(value, dict) and "base_path" in value:
+                    value.update(
+                        enabled=True,
+                        base_path=str(data_dir),
+                        filename_prefix=key,
+                        file_exists_policy="overwrite",
+                        nb_frames_per_file=10,
+                    )
+            await acqsys.prepare(
+                ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
+            )
+            await acqsys.start()
+            pipeline = acqsys.current_pipeline
+            streams = [n for n in ("nb_peaks", "fill_factor") if n in pipeline.reduced_data_channels()]
+            rows = {}
+            for name in streams:
+                rows[name] = [chunk.copy() async for chunk in pipeline.reduced_data_stream(name, 0)]
+            await join(acqsys, 20.0)
+            while any(not t.done() for t in pipeline.master_file_tasks):
+                await asyncio.sleep(0.05)
+            counters = await pipeline.progress_counters()
+            frames = {}
+            for source in pipeline.FRAME_SOURCES:
+                frames[source] = [await _fetch_any(pipeline, i, source) for i in (0, 13, 29)]
+            return {
+                "failed": acqsys.acquisition.failed(),
+                "state": await acqsys.global_state(),
+                "indicator": counters[pipeline.PROGRESS_INDICATOR].sum,
+                "rows": {k: np.concatenate(v) if v else np.empty(0) for k, v in rows.items()},
+                "frames": frames,
+                "masters": pipeline.master_files(),
+            }
+
+    out = run(scenario())
+    assert not out["failed"] and out["state"] == State.IDLE
+    assert out["indicator"] == 30
+    for name, rows in out["rows"].items():
+        assert len(rows) == 30, name
+    for source, decoded in out["frames"].items():
+        assert len(decoded) == 3, source
+    if class_name == "LimaProcessingSmx":
+        counts = out["rows"]["nb_peaks"]
+        sparse = out["frames"]["sparse_frame"]
+        assert [len(s.index) for s in sparse] == [int(counts["nb_peaks"][i]) for i in (0, 13, 29)]
+    if class_name == "LimaProcessingXpcs":
+        dense = out["frames"]["frame"]
+        for sparse, full in zip(out["frames"]["sparse_frame"], dense, strict=True):
+            np.testing.assert_array_equal(sparse.densify().data[0], full.data[0])
+    for source, (path, dataset) in out["masters"].items():
+        if source == "sparse_frame":  # the peer writes it with a single receiver only
+            continue
+        with h5py.File(path) as f:
+            data = f[dataset]
+            assert len(data) == 30, source
+            np.testing.assert_array_equal(
+                np.asarray(data[13]).reshape(-1), np.asarray(out["frames"][source][1].data).reshape(-1)
+            )
+
+
+def _failing_scenario(acq: dict[str, Any], join_timeout: float | None, **changes: Any) -> Any:
+    async def scenario() -> tuple[bool, int, Any]:
+        acqsys = make_system()
+        with acqsys.attach():
+            proc = jsonschema_default.create_from(
+                json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingFailing"))
+            )
+            proc.update(changes)
+            await acqsys.prepare(
+                ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
+            )
+            await acqsys.start()
+            if join_timeout is not None:
+                await join(acqsys, join_timeout)
+            else:
+                deadline = time.monotonic() + 5
+                while not acqsys.acquisition.failed() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+            failed = acqsys.acquisition.failed()
+            xferred = (await acqsys.nb_frames_xferred()).sum
+            await acqsys.reset()
+            return failed, xferred, await acqsys.global_state()
+
+    return scenario()
+
+
+def test_failing_pipeline(system2: LocalSystem, run: Any) -> None:
+    """Pure defaults succeed; a failure at a frame fails the run at once; Reset recovers."""
+    acq = acq_params(30, 1000)
+    assert run(_failing_scenario(acq, 20.0)) == (False, 30, State.IDLE)
+    failed, _, state = run(_failing_scenario(acq, None, failed_frame_idx=10))
+    assert failed and state == State.IDLE
+    failed, _, state = run(_failing_scenario(acq, None, failed_on_activate=True))
+    assert failed and state == State.IDLE
+    assert run(_failing_scenario(acq, 20.0)) == (False, 30, State.IDLE)
+
+
+def test_published_schemas_give_complete_defaults(system2: LocalSystem) -> None:
+    """What Bliss builds from each class's schema (jsonschema_default) is a complete,
+    valid params set, and every class's Version is one Bliss accepts."""
+    from lima2_conductor.core import lima2 as names
+    from lima2_conductor.core.params import defaults_from_schema
+
+    db = tango.Database()
+    for class_name in names.PIPELINES:
+        schema = json.loads(db.get_class_attribute_property(class_name, "proc_params")["proc_params"]["schema"][0])
+        assert jsonschema_default.create_from(schema) == defaults_from_schema(schema)
+        assert db.get_class_property(class_name, "Version")["Version"][0] == names.CORE_VERSION
+    assert tango.DeviceProxy(CONTROL).version == names.CORE_VERSION

@@ -140,6 +140,18 @@ LIMA2_NAMES = [
     "getInputFrame",
     "limaprocessing",
     "processed_frame_info",
+    "input_frame_info",
+    "vector_info",
+    "getSparseFrame",
+    "getAccCorrected",
+    "getAccPeaks",
+    "getAccumulatedFrame",
+    "getFaiAverint",
+    "popPeakCounters",
+    "popFillFactors",
+    lima2.SPARSE_FRAME,
+    lima2.SMX_SPARSE_FRAME,
+    lima2.CORE_VERSION,
 ]
 PACKAGE = CORE.parent
 
