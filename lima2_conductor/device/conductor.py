@@ -22,6 +22,7 @@ from ..core.state import RunState
 from ..core.system import AcquisitionSystem
 from ..core.topology import make_topology
 from ..core.view import ConductorView, snapshot
+from . import logs
 from .attributes import namespace
 from .data_commands import DataCommands
 from .errors import tango_errors
@@ -71,6 +72,7 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
         self.image_idx = -1
         self.init_error = ""
         self.monitor: Monitor | None = None
+        self.log_handler = logs.attach(self)
         for name in ("State", "Status"):  # the others declare their events
             self.set_change_event(name, True, False)
         self._initialise_write_values()
@@ -102,6 +104,7 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
         )
 
     async def delete_device(self) -> None:
+        logs.detach(self.log_handler)
         if self.monitor is not None:
             await self.monitor.stop()
 
