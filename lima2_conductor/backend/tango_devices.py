@@ -305,8 +305,16 @@ async def find_processing(
         names = sorted(found, key=processing_rank)
         if len(names) >= nb_receivers:
             devices = [TangoProcessing(n, timeout_ms) for n in names[:nb_receivers]]
-            await asyncio.gather(*(d.connect() for d in devices))
-            return devices
+            while True:  # a device just exported may not accept connections yet
+                try:
+                    await asyncio.gather(*(d.connect() for d in devices))
+                    return devices
+                except DeviceOffline:
+                    if loop.time() > deadline:
+                        raise
+                    for d in devices:
+                        d.reconnect()
+                    await asyncio.sleep(0.1)
         if loop.time() > deadline:
             raise NotFound(f"found {len(names)} processing device(s) for {uuid}, expected {nb_receivers}")
         await asyncio.sleep(0.1)
