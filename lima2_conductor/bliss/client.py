@@ -20,22 +20,12 @@ import numpy as np
 import tango
 
 from ..core.devencoded import decode_frame, decode_rows
+from ..core.lima2 import STATS_DTYPE
 from .params import ACTIVE, TRANSIENT, failure_message, parse_json
 
 logger = logging.getLogger(__name__)
 
 WATCHED = ("run_state", "nb_frames_acquired", "nb_frames_ready", "reduced_data_ready")
-STATS_DTYPE = np.dtype(
-    [
-        ("frame_idx", "<i4"),
-        ("recv_idx", "<i4"),
-        ("min", "<f4"),
-        ("max", "<f4"),
-        ("avg", "<f4"),
-        ("std", "<f4"),
-        ("sum", "<f8"),
-    ]
-)
 
 
 class AcquisitionFailed(RuntimeError):
