@@ -320,11 +320,18 @@ async def find_processing(
         await asyncio.sleep(0.1)
 
 
+_DATABASE: Any = None
+"""One client of the Tango database for the checks (making one costs a round trip or more)."""
+
+
 async def check_database(timeout_s: float = 2.0) -> None:
     """``DEVICE_OFFLINE`` naming ``TANGO_HOST`` when the Tango database does not answer."""
 
     def ping() -> None:
-        tango.Database().get_info()
+        global _DATABASE
+        if _DATABASE is None:
+            _DATABASE = tango.Database()
+        _DATABASE.get_info()
 
     host = os.environ.get("TANGO_HOST", "?")
     try:
