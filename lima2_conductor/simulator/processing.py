@@ -9,6 +9,7 @@ that acquisition: ``LimaProcessingLegacy`` a
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import tango
@@ -92,6 +93,17 @@ class LimaProcessingLegacy(Device):
         return self.pipeline.pop_frame_idx()
 
 
+def frame_getter(spec: lima2.PipelineSpec, source: str) -> Any:
+    """The getter command of ``spec``'s frame ``source`` (global index in, -1 = newest),
+    named as the registry says."""
+
+    def get(self: Any, frame_idx: int) -> tuple[str, bytes]:
+        return self._get(source, frame_idx)
+
+    get.__name__ = get.__qualname__ = spec.source(source).getter
+    return command(get, dtype_in=int, doc_in="Global frame index, -1 = newest", dtype_out=tango.DevEncoded)
+
+
 class _ClassProcessing(Device):
     """What every processing class other than Legacy serves: counters, newest frames,
     finished flag, last error and the two data-ready events."""
@@ -164,21 +176,13 @@ class LimaProcessingFailing(_ClassProcessing):
 class LimaProcessingSmx(_WithRois):
     """Serial crystallography: corrected frames, peaks, peak counters, accumulations."""
 
-    @command(dtype_in=int, doc_in="Global frame index, -1 = newest", dtype_out=tango.DevEncoded)
-    def getFrame(self, frame_idx: int) -> tuple[str, bytes]:
-        return self._get("frame", frame_idx)
+    getFrame = frame_getter(lima2.SMX, "frame")
 
-    @command(dtype_in=int, doc_in="Global frame index, -1 = newest", dtype_out=tango.DevEncoded)
-    def getSparseFrame(self, frame_idx: int) -> tuple[str, bytes]:
-        return self._get("sparse_frame", frame_idx)
+    getSparseFrame = frame_getter(lima2.SMX, "sparse_frame")
 
-    @command(dtype_in=int, doc_in="Global frame index, -1 = newest", dtype_out=tango.DevEncoded)
-    def getAccCorrected(self, frame_idx: int) -> tuple[str, bytes]:
-        return self._get("acc_corrected", frame_idx)
+    getAccCorrected = frame_getter(lima2.SMX, "acc_corrected")
 
-    @command(dtype_in=int, doc_in="Global frame index, -1 = newest", dtype_out=tango.DevEncoded)
-    def getAccPeaks(self, frame_idx: int) -> tuple[str, bytes]:
-        return self._get("acc_peaks", frame_idx)
+    getAccPeaks = frame_getter(lima2.SMX, "acc_peaks")
 
     @command(dtype_out=tango.DevEncoded, doc_out="(frame_idx, recv_idx, nb_peaks) rows since the last call")
     def popPeakCounters(self) -> tuple[str, bytes]:
@@ -188,21 +192,13 @@ class LimaProcessingSmx(_WithRois):
 class LimaProcessingXpcs(_WithRois):
     """Coherence: input, processed, sparse and accumulated frames, fill factors."""
 
-    @command(dtype_in=int, doc_in="Global frame index, -1 = newest", dtype_out=tango.DevEncoded)
-    def getInputFrame(self, frame_idx: int) -> tuple[str, bytes]:
-        return self._get("input_frame", frame_idx)
+    getInputFrame = frame_getter(lima2.XPCS, "input_frame")
 
-    @command(dtype_in=int, doc_in="Global frame index, -1 = newest", dtype_out=tango.DevEncoded)
-    def getFrame(self, frame_idx: int) -> tuple[str, bytes]:
-        return self._get("frame", frame_idx)
+    getFrame = frame_getter(lima2.XPCS, "frame")
 
-    @command(dtype_in=int, doc_in="Global frame index, -1 = newest", dtype_out=tango.DevEncoded)
-    def getSparseFrame(self, frame_idx: int) -> tuple[str, bytes]:
-        return self._get("sparse_frame", frame_idx)
+    getSparseFrame = frame_getter(lima2.XPCS, "sparse_frame")
 
-    @command(dtype_in=int, doc_in="Global frame index, -1 = newest", dtype_out=tango.DevEncoded)
-    def getAccumulatedFrame(self, frame_idx: int) -> tuple[str, bytes]:
-        return self._get("accumulated_frame", frame_idx)
+    getAccumulatedFrame = frame_getter(lima2.XPCS, "accumulated_frame")
 
     @command(dtype_out=tango.DevEncoded, doc_out="(frame_idx, recv_idx, fill_factor) rows since the last call")
     def popFillFactors(self) -> tuple[str, bytes]:
@@ -216,13 +212,9 @@ class LimaProcessingXpcs(_WithRois):
 class LimaProcessingFai(_WithRois):
     """Azimuthal integration: the frames and their azimuthal averages (vectors)."""
 
-    @command(dtype_in=int, doc_in="Global frame index, -1 = newest", dtype_out=tango.DevEncoded)
-    def getFrame(self, frame_idx: int) -> tuple[str, bytes]:
-        return self._get("frame", frame_idx)
+    getFrame = frame_getter(lima2.FAI, "frame")
 
-    @command(dtype_in=int, doc_in="Global frame index, -1 = newest", dtype_out=tango.DevEncoded)
-    def getFaiAverint(self, frame_idx: int) -> tuple[str, bytes]:
-        return self._get("fai_averint", frame_idx)
+    getFaiAverint = frame_getter(lima2.FAI, "fai_averint")
 
     @attribute(dtype=str, doc="Azimuthal average geometry (JSON {length, pixel_type})")
     def vector_info(self) -> str:
