@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: dict[str, Any]) -> Run:
     """Validate the params, check the devices, fan out Prepare (rolled back on a partial
     failure) and build the run."""
+    t0 = self.clock()
     spec = _pipeline_of(user, overrides)
     overrides = _channel_overrides(spec, overrides)
     rcv0 = self.receivers[0]
@@ -47,9 +48,11 @@ async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: 
     self.topology.check_frames(nb_frames)
     for source in spec.saved_sources(proc):
         await asyncio.to_thread(Saving.from_params(proc[source.saving or ""]).check_target)
+    t1 = self.clock()
     await require_online(self)
     await make_preparable(self)
     det_info = await call(self.control, "read det_info", self.control.det_info(), self.timeout_s)
+    t2 = self.clock()
     uid = str(uuidlib.uuid1())
     locator = self.topology.new_run(nb_frames)
     n = len(self.receivers)
@@ -73,10 +76,17 @@ async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: 
         errors = await fan_out("Prepare", calls, self.timeout_s)
         if errors:
             raise MultiDeviceError("Prepare", errors)
+        t3 = self.clock()
         run = await new_run(self, uid, spec, {"control": ctl, "receiver": rcv, "processing": proc}, det_info)
     except BaseException:
         await asyncio.shield(self.rollback(prepared))
         raise
+    self.timings["prepare_phases_ms"] = {
+        "params": round(1000 * (t1 - t0), 1),
+        "device_checks": round(1000 * (t2 - t1), 1),
+        "device_prepare": round(1000 * (t3 - t2), 1),
+        "processing_devices": round(1000 * (self.clock() - t3), 1),
+    }
     return run
 
 

@@ -67,7 +67,7 @@ class AcquisitionSystem:
         self.errors: list[str] = []
         self.history: list[str] = []
         self.detector = DetectorCache()
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, Any] = {}
         self.observer = Observer(self, watchdog_s, checkpoint_s)
         self._prepare_task: asyncio.Task[str] | None = None
         self._background: set[asyncio.Task[Any]] = set()

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy
+from tango import DevFailed, TimedAttrData, Util
 
 from ..backend.tango_devices import TangoDevice
 from ..core.devencoded import decode_frame
@@ -48,6 +49,7 @@ class Monitor:
         self._follow: asyncio.Task[None] | None = None
         self._image_at = 0.0
         self._image_run = ""
+        self.cached: set[str] = set()
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._loop())
@@ -73,6 +75,8 @@ class Monitor:
         while True:
             t0 = time.monotonic()
             try:
+                if not self.cached and not Util.instance().is_svr_starting():
+                    self._serve_reads_from_cache()
                 await system.poll()
                 self.observed = self.observed or system.observer.observed
                 device.refresh_view()
@@ -87,6 +91,35 @@ class Monitor:
             period = device.progress_event_period_ms / 1000 if system.running else IDLE_PERIOD_S
             period = max(period, system.observer.calls_per_tick() / MAX_CALLS_PER_S)
             await self._wait(period - spent)
+
+    def _serve_reads_from_cache(self) -> None:
+        """Clients read the scalar view attributes from Tango's polling buffer, which the
+        monitor fills with each new value (polling "externally triggered": Tango never
+        reads them itself). A read then never meets an event push on the attribute's value,
+        which in a server whose requests are not serialised would leave the read without a
+        value. (Tango's polling buffer cannot hold an empty spectrum: spectra are read live.)"""
+        device = self.device
+        names = [spec.name for spec in VIEW_ATTRS if not spec.max_dim_x]
+        try:
+            admin = Util.instance().get_dserver_device()
+            for name in names:
+                try:
+                    admin.add_obj_polling(([0], [device.get_name(), "attribute", name]), False)
+                except DevFailed as exc:
+                    if exc.args[0].reason != "API_AlreadyPolled":  # kept across Init
+                        raise
+            for spec in VIEW_ATTRS:
+                if spec.name in names:
+                    device.fill_attr_polling_buffer(spec.name, TimedAttrData(spec.read(device.view)))
+            self.cached = set(names)
+        except DevFailed as exc:
+            self.cached = {""}  # not retried
+            logger.warning("reads served by the attributes (no polling buffer): %s", exc.args[0].desc)
+            for name in names:
+                try:
+                    admin.rem_obj_polling([device.get_name(), "attribute", name], False)
+                except DevFailed:
+                    pass
 
     async def _wait(self, delay: float) -> None:
         """Sleep until the next tick, or less when a device reports a change (events are
@@ -109,6 +142,8 @@ class Monitor:
             if name in ("State", "Status"):
                 self.device.push_change_event(name)
             else:
+                if name in self.cached:  # first: a client woken by the event reads this value
+                    self.device.fill_attr_polling_buffer(name, TimedAttrData(value))
                 self.device.push_change_event(name, value)
 
     def publish(self) -> None:
