@@ -120,6 +120,7 @@ class FakeDevice:
         return '{"what": "boom", "errinfo": {}}'
 
     async def pipelines(self) -> list[str]:
+        await asyncio.sleep(self.delay.get("pipelines", 0))
         return list(self.held)
 
     async def erase_pipeline(self, uuid: str) -> None:

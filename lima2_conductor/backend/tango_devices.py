@@ -38,6 +38,12 @@ async def make_proxy(name: str, timeout_ms: int) -> Any:
     return await asyncio.to_thread(build)
 
 
+def _ignore_failure(future: asyncio.Future[Any]) -> None:
+    """A proxy made in advance that failed is made again on first use."""
+    if not future.cancelled():
+        future.exception()
+
+
 class TangoDevice:
     """Common part: proxies, error translation, acq_state, schema cache.
 
@@ -69,9 +75,11 @@ class TangoDevice:
         return await self._proxy_with(self.poll_timeout_ms)
 
     async def connect(self) -> None:
-        """Make both proxies now (while the database is surely there)."""
+        """Make the proxies now (while the database is surely there): the command proxy is
+        awaited, the poll proxy is made meanwhile."""
+        asyncio.ensure_future(self.poll_proxy()).add_done_callback(_ignore_failure)
         try:
-            await asyncio.gather(self.proxy(), self.poll_proxy())
+            await self.proxy()
         except tango.DevFailed as exc:
             raise translate(exc, self.name, "connect") from None
 
@@ -293,7 +301,7 @@ async def find_processing(
     """
 
     def lookup() -> list[str]:
-        return list(tango.Database().get_device_exported(processing_device_pattern(uuid)))
+        return list(database().get_device_exported(processing_device_pattern(uuid)))
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
@@ -321,17 +329,22 @@ async def find_processing(
 
 
 _DATABASE: Any = None
-"""One client of the Tango database for the checks (making one costs a round trip or more)."""
+"""One client of the Tango database (making one costs a round trip or more)."""
+
+
+def database() -> Any:
+    """The shared client of the Tango database (made on first use, in a worker thread)."""
+    global _DATABASE
+    if _DATABASE is None:
+        _DATABASE = tango.Database()
+    return _DATABASE
 
 
 async def check_database(timeout_s: float = 2.0) -> None:
     """``DEVICE_OFFLINE`` naming ``TANGO_HOST`` when the Tango database does not answer."""
 
     def ping() -> None:
-        global _DATABASE
-        if _DATABASE is None:
-            _DATABASE = tango.Database()
-        _DATABASE.get_info()
+        database().get_info()
 
     host = os.environ.get("TANGO_HOST", "?")
     try:

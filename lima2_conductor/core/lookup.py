@@ -41,6 +41,18 @@ async def _live_processed(run: Run, timeout: float) -> list[int]:
     return [max(int(x.get(counter, 0)), c) for x, c in zip(live, cached, strict=True)]
 
 
+def cached_where(run: Run, frame_idx: int, source: str) -> dict[str, Any] | None:
+    """Where a frame is by the cached counters alone, or None when that takes a device
+    read (``-1``, a frame newer than the counters, a rebuilt ``:dense`` frame). Pure and
+    cheap: callable from any thread."""
+    if frame_idx < 0 or source.endswith(DENSE_SUFFIX):
+        return None
+    try:
+        return run.pipeline.lookup(frame_idx, run.processed(), run.saved(), source)
+    except NotFound:
+        return None
+
+
 async def lookup(run: Run, frame_idx: int, source: str, timeout: float) -> dict[str, Any]:
     pipe = run.pipeline
     if frame_idx == -1:

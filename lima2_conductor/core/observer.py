@@ -30,10 +30,10 @@ DRAIN_S = 3.0
 """After a device failure, how long the other receivers may go without progress while
 they finish saving, before the master file is written with what they saved."""
 FAST_POLL_S = 0.5
+"""After a Trigger, the control's frame count is watched closely for this long."""
 MISSES_FOR_OFFLINE = 3
 """Consecutive unanswered polls before a device counts as offline: a process that died
 answers no poll (caught within three periods), a transiently slow one misses one."""
-"""After a Trigger, the control's frame count is watched closely for this long."""
 
 
 class Observer:
@@ -55,6 +55,9 @@ class Observer:
         self._draining: Run | None = None
         self.wake = asyncio.Event()
         self._watched_run: Run | None = None
+        self.fresh = False  # states set by a command that just succeeded
+        self._generation = 0
+        self._assumed: dict[str, int] = {}  # device -> generation of its last assume()
 
     def notify(self) -> None:
         """A device reported a change: the monitor ticks now instead of at its period."""
@@ -69,6 +72,17 @@ class Observer:
         if run is not None:
             per_processing = 1 + len(run.pipeline.stores) + int(run.pipeline.locator.needs_frame_idx)
         return len(s.devices) + (len(run.processing) * per_processing if run else 0)
+
+    def assume(self, devices: Any, state: DeviceState) -> None:
+        """A command succeeded on ``devices``: they are in the state the Lima2 life cycle
+        gives (Prepare: PREPARED, Start: RUNNING, Reset: IDLE) until a poll says otherwise.
+        This saves a round trip after each command; a poll begun before is not applied to
+        them (its answer predates the command)."""
+        self._generation += 1
+        for d in devices:
+            self.device_states[d.name] = state
+            self._assumed[d.name] = self._generation
+        self.fresh = True
 
     def triggered(self) -> None:
         self.triggered_at = time.monotonic()
@@ -119,25 +133,27 @@ class Observer:
                     return self.device_states[d.name]  # one slow answer is not a dead device
                 return DeviceState.OFFLINE
 
+        generation = self._generation
         states = await asyncio.gather(*(one(d) for d in s.devices))
         for d, st in zip(s.devices, states, strict=True):
+            if self._assumed.get(d.name, 0) > generation:
+                self.wake.set()  # a command set its state meanwhile: read it again soon
+                continue
             if self.device_states[d.name] == DeviceState.OFFLINE and st != DeviceState.OFFLINE:
                 d.forget_cache()  # a restarted device may have a new schema
                 s.spawn(d.watch(self.notify))
             self.device_states[d.name] = st
         return self.device_states
 
-    async def poll_progress(self, run: Run, final: bool = False) -> None:
-        """Read the counters of ``run`` (control, receivers, processing) and its reduced data."""
+    async def poll_progress(self, run: Run) -> None:
+        """Read the counters of ``run`` (control and receivers: from the state poll just
+        made; processing: their progress), then its reduced data. The processing devices'
+        progress and ``finished`` flags are read before the reduced data, so that once they
+        say finished (and the states say ended) the data read after is complete: the end of
+        a run needs no further read."""
         s = self.system
         t = s.poll_timeout_s
-        try:
-            await run.pipeline.fetch(lambda d, action, coro: call(d, action, coro, t))
-        except ConductorError as exc:
-            logger.warning("reduced data fetch: %s", exc)
         p = run.progress
-        if final:  # the counts of the last state poll may be older than the end
-            await self.poll_states()
         acquired = self.counts.get(s.control.name, p.nb_frames_acquired)
         xferred = [self.counts.get(r.name, p.per_receiver("nb_frames_xferred", [r.name])[0]) for r in s.receivers]
         previous = [{k: v["per_receiver"].get(r, 0) for k, v in p.counters.items()} for r in run.receivers]
@@ -149,6 +165,10 @@ class Observer:
         )
         counters = [c for c, _ in replies]
         finished = [f for _, f in replies]
+        try:
+            await run.pipeline.fetch(lambda d, action, coro: call(d, action, coro, t))
+        except ConductorError as exc:
+            logger.warning("reduced data fetch: %s", exc)
         new = p.with_counters(
             acquired,
             dict(zip(run.receivers, xferred, strict=True)),
@@ -193,9 +213,7 @@ class Observer:
 
     async def _end(self, run: Run) -> None:
         s = self.system
-        run.ending = True
-        if run.processing:
-            await self.poll_progress(run, final=True)  # final values and reduced data
+        run.ending = True  # this tick's reads were made after the end: they are final
         ok = await self._write_master(run)
         if s.run is not run:
             return

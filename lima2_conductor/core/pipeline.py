@@ -79,16 +79,28 @@ class RunPipeline:
 
     # -- feeding ---------------------------------------------------------------------
     async def fetch(self, call: Call) -> None:
-        """Pop every reduced-data source (and frame indices) of every processing device."""
+        """Pop every reduced-data source (and frame indices) of every processing device,
+        all at once. What was popped is kept even when another pop failed (the first
+        failure is raised after)."""
+        getters = ([FRAME_IDX_GETTER] if self.locator.needs_frame_idx else []) + [
+            store.source.getter for store in self.stores.values()
+        ]
+        n = len(self.devices)
+        chunks = await asyncio.gather(
+            *(call(d, g, d.pop(g)) for g in getters for d in self.devices), return_exceptions=True
+        )
+        per_getter = [chunks[k * n : (k + 1) * n] for k in range(len(getters))]
         if self.locator.needs_frame_idx:
-            chunks = await asyncio.gather(*(call(d, FRAME_IDX_GETTER, d.pop(FRAME_IDX_GETTER)) for d in self.devices))
-            for rank, raw in enumerate(chunks):
-                self.locator.learn(rank, decode_rows(raw, FRAME_IDX_DTYPE)["frame_idx"])
-        for store in self.stores.values():
-            getter = store.source.getter
-            chunks = await asyncio.gather(*(call(d, getter, d.pop(getter)) for d in self.devices))
-            for raw in chunks:
-                store.add(decode_rows(raw, store.source.dtype))
+            for rank, raw in enumerate(per_getter.pop(0)):
+                if not isinstance(raw, BaseException):
+                    self.locator.learn(rank, decode_rows(raw, FRAME_IDX_DTYPE)["frame_idx"])
+        for store, raws in zip(self.stores.values(), per_getter, strict=True):
+            for raw in raws:
+                if not isinstance(raw, BaseException):
+                    store.add(decode_rows(raw, store.source.dtype))
+        for failure in chunks:
+            if isinstance(failure, BaseException):
+                raise failure
 
     # -- reading ---------------------------------------------------------------------
     def channels(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from .pipeline import RunPipeline
 from .ports import DevicePort, ReceiverPort
 from .progress import Progress
 from .run import Run
-from .state import DeviceState
+from .state import DeviceState, RunState
 
 if TYPE_CHECKING:
     from .system import AcquisitionSystem
@@ -49,9 +49,10 @@ async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: 
     for source in spec.saved_sources(proc):
         await asyncio.to_thread(Saving.from_params(proc[source.saving or ""]).check_target)
     t1 = self.clock()
-    await require_online(self)
+    _, det_info = await asyncio.gather(  # independent checks: one round trip, not four
+        require_online(self), call(self.control, "read det_info", self.control.det_info(), self.timeout_s)
+    )
     await make_preparable(self)
-    det_info = await call(self.control, "read det_info", self.control.det_info(), self.timeout_s)
     t2 = self.clock()
     uid = str(uuidlib.uuid1())
     locator = self.topology.new_run(nb_frames)
@@ -76,6 +77,7 @@ async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: 
         errors = await fan_out("Prepare", calls, self.timeout_s)
         if errors:
             raise MultiDeviceError("Prepare", errors)
+        self.observer.assume(self.devices, DeviceState.PREPARED)
         t3 = self.clock()
         run = await new_run(self, uid, spec, {"control": ctl, "receiver": rcv, "processing": proc}, det_info)
     except BaseException:
@@ -130,12 +132,15 @@ async def new_run(
 
 
 async def require_online(self: AcquisitionSystem) -> None:
-    """Every device answers a ping; an offline one is re-checked once on a new
-    connection (a proxy retries a failed device at most once a second)."""
-    if self.check_database is not None:
-        await self.check_database()
+    """The database answers, and every device answers a ping and has its state read; an
+    offline device is re-checked once on a new connection (a proxy retries a failed
+    device at most once a second)."""
     ping = min(self.timeout_s, 1.0)
-    errors = await fan_out("ping", [(d, d.ping) for d in self.devices], ping)
+    checks: list[Awaitable[Any]] = [fan_out("ping", [(d, d.ping) for d in self.devices], ping)]
+    checks.append(self.observer.poll_states())
+    if self.check_database is not None:
+        checks.append(self.check_database())
+    errors = (await asyncio.gather(*checks))[0]
     offline = [e for e in errors if isinstance(e, DeviceOffline | DeviceTimeout)]
     if offline:
         again = [d for d in self.devices if d.name in {e.device for e in offline}]
@@ -145,25 +150,33 @@ async def require_online(self: AcquisitionSystem) -> None:
         offline = [e for e in errors if isinstance(e, DeviceOffline | DeviceTimeout)]
         if offline:
             raise DeviceOffline(f"device(s) offline: {', '.join(e.device or '?' for e in offline)}")
+        await self.observer.poll_states()  # the states of the devices back online
     if errors:
         raise MultiDeviceError("ping", errors)
 
 
 async def make_preparable(self: AcquisitionSystem) -> None:
-    """Devices left STOPPED by an interrupted run need a Reset before a new Prepare."""
-    states = await self.observer.poll_states()
-    stopped = [d for d in self.devices if states[d.name] == DeviceState.STOPPED]
+    """Devices left STOPPED by an interrupted run need a Reset before a new Prepare
+    (their states were just read by :func:`require_online`)."""
+    stopped = [d for d in self.devices if self.device_states[d.name] == DeviceState.STOPPED]
     if stopped:
         errors = await fan_out("Reset (after a stopped run)", [(d, d.reset) for d in stopped], self.timeout_s)
         if errors:
             raise MultiDeviceError("Reset (after a stopped run)", errors)
+        self.observer.assume(stopped, DeviceState.IDLE)
 
 
 async def erase_old_pipelines(self: AcquisitionSystem, keep: str) -> None:
+    """Erase the receivers' pipelines other than ``keep`` (the run just prepared); stops
+    as soon as another Prepare begins, whose new pipeline must not be erased."""
+
+    def current() -> bool:
+        return self.run is not None and self.run.uuid == keep and self.run_state != RunState.PREPARING
+
     for r in self.receivers:
         try:
             for uid in await call(r, "read pipelines", r.pipelines(), self.timeout_s):
-                if uid != keep:
+                if uid != keep and current():
                     await call(r, "erasePipeline", r.erase_pipeline(uid), self.timeout_s)
         except ConductorError as exc:
             logger.warning("cannot erase old pipelines: %s", exc)

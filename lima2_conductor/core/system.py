@@ -68,6 +68,7 @@ class AcquisitionSystem:
         self.history: list[str] = []
         self.detector = DetectorCache()
         self.timings: dict[str, Any] = {}
+        self._erase_task: asyncio.Task[Any] | None = None
         self.observer = Observer(self, watchdog_s, checkpoint_s)
         self._prepare_task: asyncio.Task[str] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -142,6 +143,11 @@ class AcquisitionSystem:
     ) -> list[ConductorError]:
         return await fan_out(action, calls, self.timeout_s)
 
+    def _assume_done(self, errors: Sequence[ConductorError], state: DeviceState) -> None:
+        """The devices whose command succeeded are now in ``state``."""
+        failed = {e.device for e in errors}
+        self.observer.assume([d for d in self.devices if d.name not in failed], state)
+
     def _record_all(self, errors: Sequence[ConductorError]) -> None:
         for e in errors:
             self.record_error(str(e))
@@ -150,6 +156,8 @@ class AcquisitionSystem:
     async def prepare(self, user_params: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:
         """Validate, fan out Prepare, roll back on partial failure; return the UUID."""
         self.run_state = state_machine.check(self.run_state, "Prepare")  # type: ignore[assignment]
+        if self._erase_task is not None:
+            self._erase_task.cancel()  # it would erase the pipeline this Prepare makes
         task = asyncio.ensure_future(self._prepare(user_params, overrides or {}))
         self._prepare_task = task
         try:
@@ -174,7 +182,7 @@ class AcquisitionSystem:
         self.errors.clear()
         self.transition("prepared")
         self.timings["prepare_s"] = self.clock() - t0
-        self.spawn(preparation.erase_old_pipelines(self, run.uuid))
+        self._erase_task = self.spawn(preparation.erase_old_pipelines(self, run.uuid))
         return run.uuid
 
     async def rollback(self, devices: Sequence[DevicePort]) -> None:
@@ -200,6 +208,7 @@ class AcquisitionSystem:
         run.started_at = time.time()
         run.last_change = self.clock()
         run.rate.reset()
+        self.observer.assume(self.devices, DeviceState.RUNNING)
         run.timings["start_s"] = self.timings["start_s"] = self.clock() - t0
         run.timings["started"] = self.clock()
         if self.run is run and self.run_state == RunState.STARTING:
@@ -241,6 +250,7 @@ class AcquisitionSystem:
             calls: list[tuple[DevicePort, Callable[[], Awaitable[Any]]]] = [(self.control, self.control.close)]
             calls += [(r, r.reset) for r in self.receivers]
             errors = await self._fan_out("Close", calls)
+            self._assume_done(errors, DeviceState.IDLE)
         finally:
             if self.run_state == RunState.CLOSING:
                 self.transition("closed")
@@ -257,6 +267,7 @@ class AcquisitionSystem:
         self.run = None  # work still under way for the old run changes nothing now
         try:
             errors = await self._fan_out("Reset", [(d, d.reset) for d in self.devices])
+            self._assume_done(errors, DeviceState.IDLE)
         finally:
             self.errors.clear()
             self.transition("reset_done")

@@ -107,11 +107,13 @@ class FrameTable:
         if not len(idx):
             return
         top = int(idx.max())
+        # A frame is located once its receiver is set: written last, so that a lookup
+        # made from another thread (GetFrame) never sees a half-learnt frame.
         while top >= len(self.receiver):
-            self.receiver = np.concatenate([self.receiver, np.full(len(self.receiver), -1, dtype=np.int32)])
             self.local = np.concatenate([self.local, np.zeros(len(self.local), dtype=np.int64)])
-        self.receiver[idx] = rank
+            self.receiver = np.concatenate([self.receiver, np.full(len(self.receiver), -1, dtype=np.int32)])
         self.local[idx] = self.cursor[rank] + np.arange(len(idx))
+        self.receiver[idx] = rank
         self.cursor[rank] += len(idx)
 
     def locate(self, frame_idx: int) -> tuple[int, int]:

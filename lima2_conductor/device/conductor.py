@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import traceback
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import numpy
 import tango
@@ -31,6 +32,7 @@ from .settings import SETTINGS
 from .specs import VIEW_ATTRS
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 SpecAttributes = type("SpecAttributes", (), namespace(VIEW_ATTRS, SETTINGS))
 
 
@@ -143,10 +145,22 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
             self.set_status(self.view.status)
             self.monitor.publish()
 
-    async def _after_command(self) -> None:
-        """Observe the devices now, so that State changes before the command returns."""
-        await self.core.observer.poll_states()
-        self.refresh_view()
+    async def _command(self, work: Awaitable[T]) -> T:
+        """Run a state-changing command; State is current when it returns: the devices'
+        states come from the command's success (the Lima2 life cycle), or after a failure
+        from reading them."""
+        observer = self.core.observer
+        observer.fresh = False
+        try:
+            return await work
+        except BaseException:
+            observer.fresh = False
+            raise
+        finally:
+            if not observer.fresh:
+                await observer.poll_states()
+            observer.fresh = False
+            self.refresh_view()
 
     def change_setting(self, name: str, value: Any, problem: str) -> None:
         """Store a setting; ``problem`` (if any) is a PARAM_ERROR and nothing changes."""
@@ -182,18 +196,12 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
             s.record_error(f"Prepare refused: {exc}")
             self.refresh_view()
             raise
-        try:
-            return await s.prepare(user, settings_overrides(self.settings))
-        finally:
-            await self._after_command()
+        return await self._command(s.prepare(user, settings_overrides(self.settings)))
 
     @command(doc_in="Starts the prepared acquisition (receivers, then the control). Allowed in PREPARED.")
     @tango_errors
     async def Start(self) -> None:
-        try:
-            await self.core.start()
-        finally:
-            await self._after_command()
+        await self._command(self.core.start())
 
     @command(doc_in="Software trigger: one more frame (trigger mode SOFTWARE). Allowed while RUNNING.")
     @tango_errors
@@ -208,10 +216,7 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
     )
     @tango_errors
     async def Stop(self) -> None:
-        try:
-            await self.core.stop()
-        finally:
-            await self._after_command()
+        await self._command(self.core.stop())
 
     @command(
         doc_in="Releases the prepared acquisition: the control closes, the receivers reset. "
@@ -219,10 +224,7 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
     )
     @tango_errors
     async def Close(self) -> None:
-        try:
-            await self.core.close()
-        finally:
-            await self._after_command()
+        await self._command(self.core.close())
 
     @command(
         doc_in="Resets every device and forgets the run (clears FAULT and errors). "
@@ -230,10 +232,7 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
     )
     @tango_errors
     async def Reset(self) -> None:
-        try:
-            await self.core.reset()
-        finally:
-            await self._after_command()
+        await self._command(self.core.reset())
 
     # -- the live image ----------------------------------------------------------------
     @attribute(

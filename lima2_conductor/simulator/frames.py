@@ -19,6 +19,8 @@ and ``stamped_index(frame)`` recovers ``i`` end to end.
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +75,31 @@ def geometry_from_params(acq_params: dict[str, Any], sensor_width: int, sensor_h
     return FrameGeometry(width=w // bx, height=h // by, channels=gen["nb_channels"], pixel_type=gen["pixel_type"])
 
 
+@functools.lru_cache(maxsize=4)
+def _patterns(g: FrameGeometry, layout: str, nb: int) -> npt.NDArray:
+    """The prefetched patterns (read-only), kept for the next acquisitions with the same
+    geometry and peaks as a real detector keeps its prefetch buffers: computing them for a
+    512 x 512 sensor takes tens of ms."""
+    roi, binning, gauss = json.loads(layout)
+    bx, by = binning["x"], binning["y"]
+    # Sensor coordinates of the centre of each (binned) pixel.
+    xs = roi["topleft"]["x"] + (np.arange(g.width) + 0.5) * bx - 0.5
+    ys = roi["topleft"]["y"] + (np.arange(g.height) + 0.5) * by - 0.5
+    base = np.zeros((g.height, g.width))
+    for peak in gauss["peaks"]:
+        sigma = peak["fwhm"] / (2 * np.sqrt(2 * np.log(2)))
+        gx = np.exp(-((xs - peak["x0"]) ** 2) / (2 * sigma**2))
+        gy = np.exp(-((ys - peak["y0"]) ** 2) / (2 * sigma**2))
+        base += peak["max"] * np.outer(gy, gx)
+    patterns = np.empty((nb, *g.shape), dtype=g.dtype)
+    for p in range(nb):
+        values = base * (1.0 + gauss["grow_factor"] * p) + 1 + (p % 7)
+        for c in range(g.channels):
+            patterns[p, c] = _clip_cast(values * (c + 1), g.dtype)
+    patterns.flags.writeable = False
+    return patterns
+
+
 def _clip_cast(values: npt.NDArray[np.float64], dtype: np.dtype) -> npt.NDArray:
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
@@ -85,27 +112,13 @@ class FrameGenerator:
 
     def __init__(self, acq_params: dict[str, Any], sensor_width: int, sensor_height: int) -> None:
         self.geometry = geometry_from_params(acq_params, sensor_width, sensor_height)
-        roi = acq_params["img"]["roi"]
-        bx, by = acq_params["img"]["binning"]["x"], acq_params["img"]["binning"]["y"]
-        gauss = acq_params["det"]["generator"]["gauss"]
-        nb = acq_params["det"]["nb_prefetch_frames"]
-        g = self.geometry
-        # Sensor coordinates of the centre of each (binned) pixel.
-        xs = roi["topleft"]["x"] + (np.arange(g.width) + 0.5) * bx - 0.5
-        ys = roi["topleft"]["y"] + (np.arange(g.height) + 0.5) * by - 0.5
-        base = np.zeros((g.height, g.width))
-        for peak in gauss["peaks"]:
-            sigma = peak["fwhm"] / (2 * np.sqrt(2 * np.log(2)))
-            gx = np.exp(-((xs - peak["x0"]) ** 2) / (2 * sigma**2))
-            gy = np.exp(-((ys - peak["y0"]) ** 2) / (2 * sigma**2))
-            base += peak["max"] * np.outer(gy, gx)
-        patterns = np.empty((nb, *g.shape), dtype=g.dtype)
-        for p in range(nb):
-            values = base * (1.0 + gauss["grow_factor"] * p) + 1 + (p % 7)
-            for c in range(g.channels):
-                patterns[p, c] = _clip_cast(values * (c + 1), g.dtype)
-        self.patterns = patterns
-        self.stamp_width = min(STAMP_DIGITS, g.width)
+        img, det = acq_params["img"], acq_params["det"]
+        self.patterns = _patterns(
+            self.geometry,
+            json.dumps([img["roi"], img["binning"], det["generator"]["gauss"]], sort_keys=True),
+            det["nb_prefetch_frames"],
+        )
+        self.stamp_width = min(STAMP_DIGITS, self.geometry.width)
 
     def frame(self, idx: int) -> npt.NDArray:
         """Frame ``idx`` as ``(channels, height, width)``."""

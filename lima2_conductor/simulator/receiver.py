@@ -108,7 +108,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
 
         def create() -> None:
             Util.instance().create_device(class_name, name)
-            tango.Database().put_device_property(name, {"frame_info": [frame_info]})
+            Util.instance().get_database().put_device_property(name, {"frame_info": [frame_info]})
 
         try:
             await asyncio.to_thread(create)

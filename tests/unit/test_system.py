@@ -55,6 +55,23 @@ def test_offline_device_is_rechecked_once_then_fails_prepare_before_any_write() 
     run(scenario())
 
 
+def test_a_new_prepare_keeps_its_pipeline_whatever_the_previous_cleanup_does() -> None:
+    """The cleanup after a Prepare erases the receivers' older pipelines; when it is still
+    under way at the next Prepare, it must not erase the pipeline that one makes."""
+
+    async def scenario() -> None:
+        f = FakeSystem()
+        for r in f.rcvs:
+            r.delay["pipelines"] = 0.05
+        first = await f.system.prepare({})
+        second = await f.system.prepare({})
+        await asyncio.sleep(0.3)
+        for r in f.rcvs:
+            assert r.held == [second], (first, r.held)
+
+    run(scenario())
+
+
 def test_second_prepare_is_rejected_and_stop_cancels() -> None:
     async def scenario() -> None:
         f = FakeSystem()
