@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -36,6 +37,28 @@ async def make_proxy(name: str, timeout_ms: int) -> Any:
         return proxy
 
     return await asyncio.to_thread(build)
+
+
+class BlockingProxies:
+    """Blocking proxies for calls made in a Tango request thread (outside the event loop),
+    one per device of the current run, made on first use."""
+
+    def __init__(self, timeout_ms: int) -> None:
+        self.timeout_ms = timeout_ms
+        self._lock = threading.Lock()
+        self._run = ""
+        self._proxies: dict[str, Any] = {}
+
+    def get(self, run_uuid: str, name: str) -> Any:
+        with self._lock:
+            if run_uuid != self._run:  # the devices of older runs are gone
+                self._run, self._proxies = run_uuid, {}
+            proxy = self._proxies.get(name)
+            if proxy is None:
+                proxy = tango.DeviceProxy(name, green_mode=tango.GreenMode.Synchronous)
+                proxy.set_timeout_millis(self.timeout_ms)
+                self._proxies[name] = proxy
+            return proxy
 
 
 def _ignore_failure(future: asyncio.Future[Any]) -> None:

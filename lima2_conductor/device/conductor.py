@@ -6,9 +6,10 @@ in :mod:`.attributes` and read the snapshot the monitor makes every tick (:mod:`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
 import numpy
@@ -16,7 +17,7 @@ import tango
 from tango import DevState, GreenMode
 from tango.server import Device, attribute, command, device_property
 
-from ..backend.tango_devices import TangoControl, TangoReceiver, check_database, find_processing
+from ..backend.tango_devices import BlockingProxies, TangoControl, TangoReceiver, check_database, find_processing
 from ..core.errors import ConductorError, ParamError
 from ..core.params import parse_json_object, settings_overrides
 from ..core.state import RunState
@@ -75,6 +76,8 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
         self.init_error = ""
         self.monitor: Monitor | None = None
         self.log_handler = logs.attach(self)
+        self.loop = asyncio.get_running_loop()
+        self.frame_proxies = BlockingProxies(self.device_timeout_ms)
         for name in ("State", "Status"):  # the others declare their events
             self.set_change_event(name, True, False)
         self._initialise_write_values()
@@ -118,6 +121,10 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
                 attrs.get_w_attr_by_name(setting.name).set_write_value(self.settings[setting.key])
             except tango.DevFailed:
                 logger.debug("no write value for %s", setting.name)
+
+    def in_loop(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` in the event loop from a Tango request thread, and wait for it."""
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
 
     @property
     def core(self) -> AcquisitionSystem:

@@ -13,6 +13,7 @@ from tango.server import command
 from ..core import lima2
 from ..core.devencoded import encode_rows
 from ..core.errors import ParamError
+from ..core.lookup import cached_where
 from ..core.params import deep_merge, defaults_from_schema, settings_overrides
 from .errors import tango_errors
 
@@ -38,12 +39,26 @@ class DataCommands:
         "frame_idx -1 = the newest",
         dtype_out=tango.DevEncoded,
         doc_out="The frame as the processing device encodes it (Lima2 DATA_ARRAY for dense frames)",
+        cmd_green_mode=False,
     )
     @tango_errors
-    async def GetFrame(self, argin: Any) -> tuple[str, bytes]:
+    def GetFrame(self, argin: Any) -> tuple[str, bytes]:
+        """Served in the calling Tango thread: a frame that the cached counters place on a
+        processing device is asked of that device at once, its DevEncoded passed through;
+        anything else (``-1``, a frame newer than the counters, one no longer in the
+        device's buffer but in its file, ``:dense``) takes the event loop's full path."""
         ints, strs = _long_string(argin, 1, "GetFrame")
         _check_index(ints[0])
-        return await self.core.get_frame(ints[0], strs[0] if strs else "frame")
+        idx, source = int(ints[0]), strs[0] if strs else "frame"
+        run = self.core.run
+        where = cached_where(run, idx, source) if run is not None else None
+        if where is not None:
+            try:
+                proxy = self.frame_proxies.get(run.uuid, where["processing_device"])  # type: ignore[union-attr]
+                return tuple(proxy.command_inout(where["command"], idx))  # type: ignore[return-value]
+            except tango.DevFailed:
+                pass  # the full path says why, or reads the frame from its file
+        return self.in_loop(self.core.get_frame(idx, source))
 
     @command(
         dtype_in=tango.DevVarLongStringArray,
