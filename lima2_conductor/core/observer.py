@@ -63,16 +63,6 @@ class Observer:
         """A device reported a change: the monitor ticks now instead of at its period."""
         self.wake.set()
 
-    def calls_per_tick(self) -> int:
-        """Remote calls one tick makes: a state+count read per device, and per processing
-        device a progress read and one pop per reduced-data source (and frame indices)."""
-        s = self.system
-        run = s.run
-        per_processing = 0
-        if run is not None:
-            per_processing = 1 + len(run.pipeline.stores) + int(run.pipeline.locator.needs_frame_idx)
-        return len(s.devices) + (len(run.processing) * per_processing if run else 0)
-
     def assume(self, devices: Any, state: DeviceState) -> None:
         """A command succeeded on ``devices``: they are in the state the Lima2 life cycle
         gives (Prepare: PREPARED, Start: RUNNING, Reset: IDLE) until a poll says otherwise.

@@ -31,9 +31,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 IDLE_PERIOD_S = 0.1
 MIN_GAP_S = 0.004
-MAX_CALLS_PER_S = 400
-"""The poll's budget: with many receivers the period stretches so that the conductor's own
-cost stays bounded (device events still wake it at once)."""
+CPU_BUDGET = 0.12
+"""The poll's budget, as a fraction of one core: when a tick costs more CPU than this
+share of the period (many receivers, a slow machine), the period stretches. Device events
+(state changes, end of processing) still wake the monitor at once."""
 TRIGGER_POLL_S = 0.001
 
 
@@ -43,6 +44,8 @@ class Monitor:
         self.observed = False
         self.ticks = 0
         self.tick_time_s = 0.0
+        self.tick_cpu_s = 0.0  # CPU of a tick (moving average)
+        self.period_s = IDLE_PERIOD_S
         self.events = 0
         self._pushed: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
@@ -64,6 +67,8 @@ class Monitor:
         return {
             "ticks": self.ticks,
             "mean_tick_ms": 1000 * self.tick_time_s / max(1, self.ticks),
+            "tick_cpu_ms": 1000 * self.tick_cpu_s,
+            "period_ms": 1000 * self.period_s,
             "remote_calls": TangoDevice.calls,
             "events_pushed": self.events,
         }
@@ -73,7 +78,7 @@ class Monitor:
         device = self.device
         system = device.core
         while True:
-            t0 = time.monotonic()
+            t0, cpu0 = time.monotonic(), time.process_time()
             try:
                 if not self.cached and not Util.instance().is_svr_starting():
                     self._serve_reads_from_cache()
@@ -85,12 +90,13 @@ class Monitor:
                 raise
             except Exception:  # the monitor never dies
                 logger.error("monitor tick failed: %s", traceback.format_exc())
-            spent = time.monotonic() - t0
+            spent, cpu = time.monotonic() - t0, time.process_time() - cpu0
             self.ticks += 1
             self.tick_time_s += spent
+            self.tick_cpu_s = cpu if self.ticks == 1 else 0.8 * self.tick_cpu_s + 0.2 * cpu
             period = device.progress_event_period_ms / 1000 if system.running else IDLE_PERIOD_S
-            period = max(period, system.observer.calls_per_tick() / MAX_CALLS_PER_S)
-            await self._wait(period - spent)
+            self.period_s = max(period, self.tick_cpu_s / CPU_BUDGET)
+            await self._wait(self.period_s - spent)
 
     def _serve_reads_from_cache(self) -> None:
         """Clients read the scalar view attributes from Tango's polling buffer, which the
