@@ -233,6 +233,24 @@ class TangoDevice:
 class TangoControl(TangoDevice):
     COUNTER = "nb_frames_acquired"
 
+    def __init__(self, name: str, timeout_ms: int = 3000, poll_timeout_ms: int = 500) -> None:
+        super().__init__(name, timeout_ms, poll_timeout_ms)
+        self._blocking = BlockingProxies(timeout_ms)
+
+    # Blocking variants, for a Tango request thread or a worker thread: a software trigger
+    # and the wait for its frame never queue behind the event loop.
+    def trigger_now(self) -> None:
+        try:
+            self._blocking.get("", self.name).command_inout("Trigger")
+        except tango.DevFailed as exc:
+            raise translate(exc, self.name, "Trigger") from None
+
+    def count_now(self) -> int:
+        try:
+            return int(self._blocking.get("", self.name).read_attribute(self.COUNTER).value)
+        except tango.DevFailed as exc:
+            raise translate(exc, self.name, f"read {self.COUNTER}") from None
+
     async def prepare(self, uuid: str, acq_params: dict[str, Any]) -> None:
         await self.write("acq_params", json.dumps(acq_params))
         await self.command("Prepare", uuid)

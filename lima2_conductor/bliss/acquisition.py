@@ -1,7 +1,9 @@
 """Acquisition objects: the master that drives the conductor, the reduced-data slaves.
 
-Step scans (software trigger): Prepare and Start once, one Trigger per point, the next
-point released as soon as the conductor has acquired the point's frame(s). A single point
+Step scans (software trigger): Prepare and Start once, one Trigger per point (sent
+without waiting: its reply is collected while the frame is exposed, and a refused
+Trigger fails the point), the next point released as soon as the conductor has acquired
+the point's frame(s). A single point
 (``ct``) is one internal-trigger run. A completed run is left DONE (no Stop); an aborted
 scan Stops it; a failed run fails the scan with the conductor's reasons.
 """
@@ -167,6 +169,10 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         point: once its run has ended)."""
         if not self._started:
             return
+        try:
+            self.client.trigger_done()  # the point's Trigger was accepted
+        except tango.DevFailed:
+            raise self.client.failure(self.name) from None
         target = (self._point + 1) * self.frames_per_point if self.prepare_once else self.npoints
         if self.npoints > 0:
             target = min(target, self.npoints)
@@ -198,6 +204,7 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         """Emit progress while the run lasts; at its end, fail the scan if it failed."""
         watcher = self.client.watcher
         last: dict[str, Any] = {}
+        final = False
         while True:
             v = dict(watcher.values)
             progress = {
@@ -211,6 +218,10 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
                     channel.emit_progress(progress["nb_frames_ready"])
                 last = progress
             state = progress["run_state"]
+            if state in ENDED and not final:
+                watcher.refresh()  # the final counts, whatever the order events came in
+                final = True
+                continue
             if state in ENDED:
                 break
             watcher.wait(lambda values, seen=dict(v): _changed(values, seen), timeout=0.5, needs=PROGRESS)
@@ -225,6 +236,10 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         or failed run is left as it is."""
         if not self._started or self.ended:
             return
+        try:
+            self.client.trigger_done(timeout=1.0)
+        except tango.DevFailed:
+            pass  # stopping anyway
         state = self.client.run_state()
         if state in FINISHED:
             return

@@ -26,6 +26,7 @@ from .params import ACTIVE, TRANSIENT, failure_message, parse_json
 logger = logging.getLogger(__name__)
 
 WATCHED = ("run_state", "nb_frames_acquired", "nb_frames_ready", "reduced_data_ready")
+REPLY_POLL_S = 0.0005
 
 
 class AcquisitionFailed(RuntimeError):
@@ -131,6 +132,7 @@ class ConductorClient:
         self.proxy = tango.DeviceProxy(tango_name, green_mode=tango.GreenMode.Gevent)
         self.proxy.set_timeout_millis(timeout_ms)
         self.watcher = RunWatcher(self.proxy)
+        self._trigger_id: int | None = None
 
     # -- reads -------------------------------------------------------------------
     def read(self, name: str) -> Any:
@@ -199,7 +201,26 @@ class ConductorClient:
         self.proxy.Start()
 
     def trigger(self) -> None:
-        self.proxy.Trigger()
+        """Send a software trigger without waiting for the reply, which
+        :meth:`trigger_done` collects: its round trip overlaps the exposure."""
+        self.trigger_done()  # a reply still pending (an aborted point) is collected first
+        self._trigger_id = self.proxy.command_inout_asynch("Trigger")
+
+    def trigger_done(self, timeout: float = 10.0) -> None:
+        """Wait for the reply of the last trigger; the conductor's ``DevFailed`` if it
+        refused it."""
+        idx, self._trigger_id = self._trigger_id, None
+        if idx is None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.proxy.command_inout_reply(idx)
+                return
+            except tango.AsynReplyNotArrived:
+                if time.monotonic() > deadline:
+                    raise
+                gevent.sleep(REPLY_POLL_S)
 
     def stop(self) -> None:
         self.proxy.Stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +28,6 @@ TRACKED = (RunState.RUNNING, RunState.WAITING_FOR_PROC, RunState.STOPPING)
 DRAIN_S = 3.0
 """After a device failure, how long the other receivers may go without progress while
 they finish saving, before the master file is written with what they saved."""
-FAST_POLL_S = 0.5
-"""After a Trigger, the control's frame count is watched closely for this long."""
 MISSES_FOR_OFFLINE = 3
 """Consecutive unanswered polls before a device counts as offline: a process that died
 answers no poll (caught within three periods), a transiently slow one misses one."""
@@ -48,7 +45,6 @@ class Observer:
         self.misses: dict[str, int] = {}  # consecutive polls a device did not answer
         self.observed = False  # devices read at least once
         self.adoption_checked = False
-        self.triggered_at = 0.0
         self._checkpoint: asyncio.Task[Any] | None = None
         self._checkpoint_at = 0.0
         self._checkpoint_saved: list[int] = []
@@ -73,14 +69,6 @@ class Observer:
             self.device_states[d.name] = state
             self._assumed[d.name] = self._generation
         self.fresh = True
-
-    def triggered(self) -> None:
-        self.triggered_at = time.monotonic()
-
-    @property
-    def fast(self) -> bool:
-        """True shortly after a Trigger: the monitor polls the control closely."""
-        return time.monotonic() - self.triggered_at < FAST_POLL_S
 
     # -- one tick ------------------------------------------------------------------------
     async def tick(self) -> None:

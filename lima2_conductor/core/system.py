@@ -217,7 +217,6 @@ class AcquisitionSystem:
     async def trigger(self) -> None:
         self.check("Trigger")
         await call(self.control, "Trigger", self.control.trigger(), self.timeout_s)
-        self.observer.triggered()
 
     async def stop(self) -> None:
         """Stop the run (or cancel a Prepare); when nothing runs, stop any device still running."""

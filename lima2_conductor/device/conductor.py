@@ -210,12 +210,24 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
     async def Start(self) -> None:
         await self._command(self.core.start())
 
-    @command(doc_in="Software trigger: one more frame (trigger mode SOFTWARE). Allowed while RUNNING.")
+    @command(
+        doc_in="Software trigger: one more frame (trigger mode SOFTWARE). Allowed while RUNNING.",
+        cmd_green_mode=False,
+    )
     @tango_errors
-    async def Trigger(self) -> None:
-        await self.core.trigger()
+    def Trigger(self) -> None:
+        """Served in the request thread (a step scan sends one per point): with a backend
+        that offers it, the control is triggered by a blocking call, without waiting for
+        the event loop; the monitor then follows the control's frame count."""
+        core = self.core
+        trigger_now = getattr(core.control, "trigger_now", None)
+        if trigger_now is None:
+            self.in_loop(core.trigger())
+        else:
+            core.check("Trigger")
+            trigger_now()
         if self.monitor is not None:
-            self.monitor.follow_trigger()
+            self.loop.call_soon_threadsafe(self.monitor.follow_trigger)
 
     @command(
         doc_in="Stops the running acquisition (or cancels a Prepare); the run ends STOPPED. "

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from ..backend.tango_devices import TangoDevice
 from ..core.devencoded import decode_frame
 from ..core.errors import ConductorError
 from .settings import SETTINGS
-from .specs import VIEW_ATTRS
+from .specs import STATE_ATTRS, VIEW_ATTRS
 
 if TYPE_CHECKING:
     from .conductor import Lima2Conductor
@@ -35,7 +36,23 @@ CPU_BUDGET = 0.12
 """The poll's budget, as a fraction of one core: when a tick costs more CPU than this
 share of the period (many receivers, a slow machine), the period stretches. Device events
 (state changes, end of processing) still wake the monitor at once."""
-TRIGGER_POLL_S = 0.001
+TRIGGER_POLL_S = 0.00025
+"""How often the control's frame count is read while a triggered frame is due."""
+EARLY_S = 0.002
+"""Reading starts this long before the triggered frame's exposure is over."""
+
+
+def _count_until(count_now: Callable[[], int], target: Callable[[], int], deadline: float) -> int:
+    """Read the control's frame count (blocking) until it reaches ``target()`` or the
+    deadline passes; the last count."""
+    while True:
+        n = count_now()
+        if n >= target() or time.monotonic() >= deadline:
+            return n
+        time.sleep(TRIGGER_POLL_S)
+
+
+ACQUIRED = "nb_frames_acquired"
 
 
 class Monitor:
@@ -52,6 +69,8 @@ class Monitor:
         self._follow: asyncio.Task[None] | None = None
         self._image_at = 0.0
         self._image_run = ""
+        self._trigger_run = ""
+        self._trigger_target = 0
         self.cached: set[str] = set()
 
     def start(self) -> None:
@@ -153,12 +172,18 @@ class Monitor:
                 self.device.push_change_event(name, value)
 
     def publish(self) -> None:
-        """Push change events for every attribute whose value changed."""
+        """Push change events for every attribute whose value changed: progress and data
+        first, the states last, so that a client told that a run ended already has its
+        final counts."""
         view = self.device.view
+        for spec in VIEW_ATTRS:
+            if spec.name not in STATE_ATTRS:
+                self._push(spec.name, spec.read(view))
+        for spec in VIEW_ATTRS:
+            if spec.name in STATE_ATTRS:
+                self._push(spec.name, spec.read(view))
         self._push("State", view.tango_state)
         self._push("Status", view.status)
-        for spec in VIEW_ATTRS:
-            self._push(spec.name, spec.read(view))
 
     def publish_settings(self) -> None:
         for s in SETTINGS:
@@ -166,7 +191,16 @@ class Monitor:
 
     # -- software trigger -------------------------------------------------------------------
     def follow_trigger(self) -> None:
-        """Watch the control's frame count closely until the triggered frame is acquired."""
+        """A Trigger was sent: follow the control's frame count closely until every frame
+        triggered so far is acquired."""
+        system = self.device.core
+        run = system.run
+        if run is None:
+            return
+        if self._trigger_run != run.uuid:
+            self._trigger_run, self._trigger_target = run.uuid, 0
+        per_trigger = int(run.params["control"]["acq"].get("nb_frames_per_trigger", 1) or 1)
+        self._trigger_target = max(self._trigger_target, run.progress.nb_frames_acquired) + per_trigger
         if self._follow is None or self._follow.done():
             self._follow = asyncio.ensure_future(self._follow_trigger())
 
@@ -175,19 +209,36 @@ class Monitor:
         run = system.run
         if run is None:
             return
-        target = run.progress.nb_frames_acquired + 1
         expo = run.params["control"]["acq"].get("expo_time", 0) / 1e6
-        deadline = time.monotonic() + expo + 1.0
-        while time.monotonic() < deadline and system.run is run:
+        count_now = getattr(system.control, "count_now", None)
+        await asyncio.sleep(max(0.0, expo - EARLY_S))  # no frame before its exposure ends
+        while system.run is run and run.progress.nb_frames_acquired < self._trigger_target:
+            deadline = time.monotonic() + expo + 1.0
             try:
-                n = int(await asyncio.wait_for(system.control.nb_frames_acquired(), system.poll_timeout_s))
+                if count_now is not None:  # in a worker thread: one hop per frame, not per read
+                    n = await asyncio.to_thread(_count_until, count_now, lambda: self._trigger_target, deadline)
+                else:
+                    n = await self._count_until(system, deadline)
             except (ConductorError, TimeoutError):
                 return
-            if n >= target:
-                if n > run.progress.nb_frames_acquired:
-                    run.progress = replace(run.progress, nb_frames_acquired=n)
-                    self.device.refresh_view()
-                return
+            if n <= run.progress.nb_frames_acquired or system.run is not run:
+                return  # no frame before the deadline: the monitor's ticks take over
+            run.progress = replace(run.progress, nb_frames_acquired=n)
+            self._publish_acquired(n)
+
+    def _publish_acquired(self, n: int) -> None:
+        """The newly acquired count at once (a step scan waits for it); the rest of the
+        view follows at the next tick."""
+        device = self.device
+        view = device.view
+        device.view = replace(view, progress=replace(view.progress, nb_frames_acquired=n))
+        self._push(ACQUIRED, n)
+
+    async def _count_until(self, system: Any, deadline: float) -> int:
+        while True:
+            n = int(await asyncio.wait_for(system.control.nb_frames_acquired(), system.poll_timeout_s))
+            if n >= self._trigger_target or time.monotonic() >= deadline:
+                return n
             await asyncio.sleep(TRIGGER_POLL_S)
 
     # -- live image -------------------------------------------------------------------------

@@ -13,10 +13,14 @@ from .conductor import Lima2Conductor
 from .logs import FORMAT, level_from_args
 
 SERVER_NAME = "Lima2Conductor"
+GIL_SWITCH_S = 0.0005
+"""Requests served in Tango threads (Trigger, GetFrame, reads) wait at most this long for
+the interpreter while the event loop runs Python (CPython's default is 5 ms)."""
 
 
 def main(argv: list[str] | None = None) -> None:
     faulthandler.enable()  # a crash in a C library prints the Python stack to the log
+    sys.setswitchinterval(GIL_SWITCH_S)
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=level_from_args(args), format=FORMAT)
     run((Lima2Conductor,), args=[SERVER_NAME, *args], green_mode=GreenMode.Asyncio)

@@ -32,6 +32,8 @@ def _acq_status(v: ConductorView) -> str:
 
 
 FRAMES = "frames"
+STATE_ATTRS = frozenset({"acq_state", "run_state", "acq_status", "running", "failed"})
+"""Published after the other attributes of a snapshot (see ``Monitor.publish``)."""
 VIEW_ATTRS: list[ViewAttr] = [
     # -- state
     ViewAttr(

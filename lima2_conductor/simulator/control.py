@@ -28,8 +28,10 @@ class LimaSimulatorControl(SimulatorDevice):
         self.set_change_event("nb_frames_acquired", True, False)
 
     # -- attributes ----------------------------------------------------------
-    @attribute(dtype=int, doc="Frames produced by the detector in this acquisition")
+    @attribute(dtype=int, doc="Frames produced by the detector in this acquisition", read_green_mode=False)
     def nb_frames_acquired(self) -> int:
+        """Answered in the request thread (a C++ device answers in microseconds; a hop
+        through this server's event loop would add milliseconds that no real system has)."""
         return self._clock.produced() if self._clock else 0
 
     @attribute(dtype=str, doc="Detector information (JSON)")
@@ -90,8 +92,9 @@ class LimaSimulatorControl(SimulatorDevice):
         self.set_acq_state(DeviceState.RUNNING)
         self._task = asyncio.create_task(self._run())
 
-    @command
-    async def Trigger(self) -> None:
+    @command(cmd_green_mode=False)
+    def Trigger(self) -> None:
+        """Answered in the request thread, like ``nb_frames_acquired``."""
         self.maybe_hang()
         self.require(DeviceState.RUNNING, command="Trigger")
         assert self._clock is not None
