@@ -5,12 +5,38 @@ stopped by PID."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lima2_conductor.launcher import Layout, LocalSystem, running_db
+
+OWN_BASETEMP = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each session gets its own temporary directory. Pytest's default numbered ones
+    (``pytest-of-<user>/pytest-N``) are pruned by any other session of the same user: a
+    second copy of the suite would delete this one's Tango database under it."""
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="lima2-tests-")
+        config.stash[OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The session's own directory goes when everything passed; kept (logs of every
+    server) otherwise."""
+    own = session.config.stash.get(OWN_BASETEMP, None)
+    if own is None:
+        return
+    if exitstatus == 0:
+        shutil.rmtree(own, ignore_errors=True)
+    else:
+        print(f"\nserver logs and data of this session are kept in {own}")
+
 
 DEFAULT = Layout(2, "id00")
 SINGLE = Layout(1, "id01")
