@@ -140,6 +140,8 @@ class FakeProcessing:
         self.error = ""
         self.rows: list[np.ndarray] = []
         self.buffer_size = 1000
+        self.hung = False  # answers nothing (a stopped process)
+        self.pops = 0
 
     def frames(self) -> list[int]:
         return [self.rank + self.nb_receivers * k for k in range(self.processed)]
@@ -155,6 +157,8 @@ class FakeProcessing:
         return self.finished
 
     async def progress(self) -> tuple[dict[str, int], bool]:
+        if self.hung:
+            await asyncio.sleep(3600)
         return await self.progress_counters(), self.finished
 
     async def last_error(self) -> str:
@@ -164,6 +168,9 @@ class FakeProcessing:
         return {"nb_channels": 1, "dimensions": {"x": SENSOR[0], "y": SENSOR[1]}, "pixel_type": "gray16"}
 
     async def pop(self, getter: str) -> tuple[str, bytes]:
+        self.pops += 1
+        if self.hung:
+            await asyncio.sleep(3600)
         rows = np.concatenate(self.rows) if self.rows else np.empty(0, dtype=STATS_DTYPE)
         self.rows = []
         return encode_rows(rows)

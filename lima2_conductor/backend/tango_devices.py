@@ -327,7 +327,7 @@ class TangoProcessing(TangoDevice):
         return tuple(await self.command(command, int(frame_idx)))  # type: ignore[return-value]
 
     async def last_frames(self) -> dict[str, int]:
-        return dict(json.loads(await self.read("last_frames")))
+        return dict(json.loads(await self.read("last_frames", poll=True)))
 
     async def frame_info(self, attr: str) -> dict[str, Any]:
         return await self.read_json(attr)

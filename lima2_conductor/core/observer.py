@@ -135,16 +135,18 @@ class Observer:
         acquired = self.counts.get(s.control.name, p.nb_frames_acquired)
         xferred = [self.counts.get(r.name, p.per_receiver("nb_frames_xferred", [r.name])[0]) for r in s.receivers]
         previous = [{k: v["per_receiver"].get(r, 0) for k, v in p.counters.items()} for r in run.receivers]
+        defaults = [(prev, f) for prev, f in zip(previous, run.proc_finished, strict=True)]
         replies = await asyncio.gather(
-            *(
-                read_or(d.progress(), (prev, f), t)
-                for d, prev, f in zip(run.processing, previous, run.proc_finished, strict=True)
-            )
+            *(read_or(d.progress(), default, t) for d, default in zip(run.processing, defaults, strict=True))
         )
         counters = [c for c, _ in replies]
         finished = [f for _, f in replies]
+        # Reduced data only from the devices that answered just now: a call to a device
+        # that does not answer holds a thread until its timeout, and piling them up tick
+        # after tick would starve every other call; its rows wait on the device.
+        answered = [reply is not default for reply, default in zip(replies, defaults, strict=True)]
         try:
-            await run.pipeline.fetch(lambda d, action, coro: call(d, action, coro, t))
+            await run.pipeline.fetch(lambda d, action, coro: call(d, action, coro, t), answered)
         except ConductorError as exc:
             logger.warning("reduced data fetch: %s", exc)
         new = p.with_counters(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -78,27 +78,28 @@ class RunPipeline:
         return next(iter(self.savings.values()), None)
 
     # -- feeding ---------------------------------------------------------------------
-    async def fetch(self, call: Call) -> None:
-        """Pop every reduced-data source (and frame indices) of every processing device,
-        all at once. What was popped is kept even when another pop failed (the first
-        failure is raised after)."""
+    async def fetch(self, call: Call, ranks: Sequence[bool] | None = None) -> None:
+        """Pop every reduced-data source (and frame indices) of the processing devices
+        (those whose rank ``ranks`` marks, default all), all at once. What was popped is
+        kept even when another pop failed (the first failure is raised after)."""
         getters = ([FRAME_IDX_GETTER] if self.locator.needs_frame_idx else []) + [
             store.source.getter for store in self.stores.values()
         ]
-        n = len(self.devices)
-        chunks = await asyncio.gather(
-            *(call(d, g, d.pop(g)) for g in getters for d in self.devices), return_exceptions=True
+        wanted = [rank for rank in range(len(self.devices)) if ranks is None or ranks[rank]]
+        calls = [(g, rank) for g in getters for rank in wanted]
+        replies = await asyncio.gather(
+            *(call(self.devices[rank], g, self.devices[rank].pop(g)) for g, rank in calls), return_exceptions=True
         )
-        per_getter = [chunks[k * n : (k + 1) * n] for k in range(len(getters))]
+        got = {key: raw for key, raw in zip(calls, replies, strict=True) if not isinstance(raw, BaseException)}
         if self.locator.needs_frame_idx:
-            for rank, raw in enumerate(per_getter.pop(0)):
-                if not isinstance(raw, BaseException):
-                    self.locator.learn(rank, decode_rows(raw, FRAME_IDX_DTYPE)["frame_idx"])
-        for store, raws in zip(self.stores.values(), per_getter, strict=True):
-            for raw in raws:
-                if not isinstance(raw, BaseException):
-                    store.add(decode_rows(raw, store.source.dtype))
-        for failure in chunks:
+            for rank in wanted:
+                if (FRAME_IDX_GETTER, rank) in got:
+                    self.locator.learn(rank, decode_rows(got[FRAME_IDX_GETTER, rank], FRAME_IDX_DTYPE)["frame_idx"])
+        for store in self.stores.values():
+            for rank in wanted:
+                if (store.source.getter, rank) in got:
+                    store.add(decode_rows(got[store.source.getter, rank], store.source.dtype))
+        for failure in replies:
             if isinstance(failure, BaseException):
                 raise failure
 

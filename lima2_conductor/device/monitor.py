@@ -36,6 +36,10 @@ CPU_BUDGET = 0.12
 """The poll's budget, as a fraction of one core: when a tick costs more CPU than this
 share of the period (many receivers, a slow machine), the period stretches. Device events
 (state changes, end of processing) still wake the monitor at once."""
+MAX_PERIOD_S = 0.5
+"""The budget never stretches the period beyond this: progress at least twice a second,
+and a hung device (whose calls make ticks long, while the process's CPU counts other
+work too) is still found offline within a few seconds."""
 TRIGGER_POLL_S = 0.00025
 """How often the control's frame count is read while a triggered frame is due."""
 EARLY_S = 0.002
@@ -114,7 +118,7 @@ class Monitor:
             self.tick_time_s += spent
             self.tick_cpu_s = cpu if self.ticks == 1 else 0.8 * self.tick_cpu_s + 0.2 * cpu
             period = device.progress_event_period_ms / 1000 if system.running else IDLE_PERIOD_S
-            self.period_s = max(period, self.tick_cpu_s / CPU_BUDGET)
+            self.period_s = max(period, min(self.tick_cpu_s / CPU_BUDGET, MAX_PERIOD_S))
             await self._wait(self.period_s - spent)
 
     def _serve_reads_from_cache(self) -> None:

@@ -72,6 +72,26 @@ def test_a_new_prepare_keeps_its_pipeline_whatever_the_previous_cleanup_does() -
     run(scenario())
 
 
+def test_a_processing_device_that_does_not_answer_gets_no_more_calls() -> None:
+    """Every call to a hung device holds a thread until its timeout: the monitor asks it
+    nothing but its progress until it answers again, and its data waits on the device."""
+
+    async def scenario() -> None:
+        f = FakeSystem()
+        roi = {"topleft": {"x": 0, "y": 0}, "dimensions": {"x": 2, "y": 2}}
+        await f.system.prepare({"processing": {"statistics": {"enabled": True, "rect_rois": [roi]}}})
+        await f.system.start()
+        f.procs[1].hung = True
+        for _ in range(3):
+            await f.system.poll()
+        assert f.procs[1].pops == 0 and f.procs[0].pops > 0
+        f.procs[1].hung = False
+        await f.system.poll()
+        assert f.procs[1].pops > 0
+
+    run(scenario())
+
+
 def test_second_prepare_is_rejected_and_stop_cancels() -> None:
     async def scenario() -> None:
         f = FakeSystem()
