@@ -65,7 +65,9 @@ def test_a_new_prepare_keeps_its_pipeline_whatever_the_previous_cleanup_does() -
             r.delay["pipelines"] = 0.05
         first = await f.system.prepare({})
         second = await f.system.prepare({})
-        await asyncio.sleep(0.3)
+        deadline = asyncio.get_running_loop().time() + 5
+        while any(r.held != [second] for r in f.rcvs) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)  # the cleanup of the second Prepare erases the first pipeline
         for r in f.rcvs:
             assert r.held == [second], (first, r.held)
 
