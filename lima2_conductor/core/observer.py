@@ -51,9 +51,25 @@ class Observer:
         self._draining: Run | None = None
         self.wake = asyncio.Event()
         self._watched_run: Run | None = None
+        self._watching: asyncio.Task[Any] | None = None
         self.fresh = False  # states set by a command that just succeeded
         self._generation = 0
         self._assumed: dict[str, int] = {}  # device -> generation of its last assume()
+
+    def watch_processing(self, run: Run) -> asyncio.Task[Any]:
+        """Subscribe to the events of ``run``'s processing devices, once per run; the
+        task of that subscription (awaited by the post-Prepare clean-up, which must not
+        delete devices on a server while subscriptions to it are under way)."""
+        if run is not self._watched_run or self._watching is None:
+            self._watched_run = run
+            self._watching = self.system.spawn(self._watch_all(run))
+        return self._watching
+
+    async def _watch_all(self, run: Run) -> None:
+        results = await asyncio.gather(*(p.watch(self.notify) for p in run.processing), return_exceptions=True)
+        for p, result in zip(run.processing, results, strict=True):
+            if isinstance(result, Exception):
+                logger.info("%s: no events (%s); polled only", p.name, result)
 
     def notify(self) -> None:
         """A device reported a change: the monitor ticks now instead of at its period."""
@@ -86,10 +102,8 @@ class Observer:
             self.adoption_checked = True
             await self.adopt_if_running()
         run = s.run
-        if run is not None and run is not self._watched_run:
-            self._watched_run = run
-            for p in run.processing:
-                s.spawn(p.watch(self.notify))
+        if run is not None:
+            self.watch_processing(run)
         if run is not None and (s.running or run is self._draining):
             await self.poll_progress(run)
             await self.track(run)

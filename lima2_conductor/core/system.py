@@ -182,8 +182,17 @@ class AcquisitionSystem:
         self.errors.clear()
         self.transition("prepared")
         self.timings["prepare_s"] = self.clock() - t0
-        self._erase_task = self.spawn(preparation.erase_old_pipelines(self, run.uuid))
+        self._erase_task = self.spawn(self._after_prepare(run))
         return run.uuid
+
+    async def _after_prepare(self, run: Run) -> None:
+        """Subscribe to the new pipeline's events, then erase the receivers' older
+        pipelines: in this order, never at the same time. A Tango server deletes a device
+        without a lock against its admin device's requests (an event subscription looks
+        devices up by name in the same list), so a subscription during a deletion on the
+        same server can crash it."""
+        await asyncio.shield(self.observer.watch_processing(run))
+        await preparation.erase_old_pipelines(self, run.uuid)
 
     async def rollback(self, devices: Sequence[DevicePort]) -> None:
         if devices:

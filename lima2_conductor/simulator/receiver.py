@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,15 @@ from .processing import PIPELINES
 from .schemas import PROCESSING_CLASS, SCHEMAS, proc_params_schema
 
 logger = logging.getLogger(__name__)
+
+DEVICE_LIST_LOCK = threading.Lock()
+"""Held while this process creates or deletes a processing device: Tango changes a
+class's device list without a lock, and several receivers may share one server.
+
+The Tango kernel does not lock that list against the admin device's requests either (an
+event subscription looks the devices up by name): a client must not subscribe to a
+server's devices while it erases a pipeline there. The conductor subscribes to a new
+pipeline's events first, then erases the old pipelines, as lima2-client does."""
 
 
 class LimaSimulatorReceiver(SimulatorDevice):
@@ -107,7 +117,8 @@ class LimaSimulatorReceiver(SimulatorDevice):
         frame_info = json.dumps(generator.geometry.info())
 
         def create() -> None:
-            Util.instance().create_device(class_name, name)
+            with DEVICE_LIST_LOCK:
+                Util.instance().create_device(class_name, name)
             Util.instance().get_database().put_device_property(name, {"frame_info": [frame_info]})
 
         try:
@@ -172,7 +183,12 @@ class LimaSimulatorReceiver(SimulatorDevice):
             self._current = None
         held = PIPELINES.get(name.lower())
         class_name = held.class_name if held is not None else PROCESSING_CLASS
-        await asyncio.to_thread(Util.instance().delete_device, class_name, name)
+
+        def delete() -> None:
+            with DEVICE_LIST_LOCK:
+                Util.instance().delete_device(class_name, name)
+
+        await asyncio.to_thread(delete)
         PIPELINES.pop(name.lower(), None)
 
     # -- acquisition -----------------------------------------------------------

@@ -74,6 +74,49 @@ def test_a_new_prepare_keeps_its_pipeline_whatever_the_previous_cleanup_does() -
     run(scenario())
 
 
+def test_old_pipelines_are_erased_only_once_the_new_ones_events_are_subscribed() -> None:
+    """A Tango server deletes a device without a lock against event subscriptions to its
+    other devices: the clean-up after a Prepare subscribes first, then erases."""
+
+    async def scenario() -> None:
+        f = FakeSystem()
+        await f.system.prepare({})
+        log: list[str] = []
+
+        def slow_watch(p: Any) -> Any:
+            async def watch(wake: Any) -> None:
+                log.append(f"subscribe {p.name}")
+                await asyncio.sleep(0.2)
+                log.append(f"subscribed {p.name}")
+
+            return watch
+
+        def logged_erase(r: Any) -> Any:
+            original = r.erase_pipeline
+
+            async def erase(uuid: str) -> None:
+                log.append(f"erase {r.name}")
+                await original(uuid)
+
+            return erase
+
+        for r in f.rcvs:
+            r.erase_pipeline = logged_erase(r)
+        uid = await f.system.prepare({})
+        for p in f.system.run.processing:
+            p.watch = slow_watch(p)
+        await f.system.poll()  # a monitor tick during the clean-up subscribes too
+        deadline = asyncio.get_running_loop().time() + 5
+        while any(r.held != [uid] for r in f.rcvs) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        erases = [i for i, e in enumerate(log) if e.startswith("erase")]
+        subscribed = [i for i, e in enumerate(log) if e.startswith("subscribed")]
+        assert len(erases) == len(f.rcvs) and len(subscribed) == len(f.system.run.processing), log
+        assert max(subscribed) < min(erases), log
+
+    run(scenario())
+
+
 def test_a_processing_device_that_does_not_answer_gets_no_more_calls() -> None:
     """Every call to a hung device holds a thread until its timeout: the monitor asks it
     nothing but its progress until it answers again, and its data waits on the device."""
