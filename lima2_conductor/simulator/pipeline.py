@@ -109,6 +109,8 @@ class LegacyPipeline:
             if self.writer is not None:
                 self.writer.close()
         finally:
+            with self._lock:  # the frames a failed write saved before it failed count too
+                self.nb_saved = self.writer.nb_saved if self.writer else 0
             self.finished = True
 
     # -- event-loop side ---------------------------------------------------

@@ -17,6 +17,7 @@ from tango.server import attribute, command, device_property
 from ..core.lima2 import SOFTWARE_TRIGGER, processing_device_name
 from ..core.params import defaults_from_schema
 from ..core.state import DeviceState
+from . import disk_space
 from .base import SimulatorDevice, knob, raise_lima
 from .clock import FrameClock
 from .frames import FrameGenerator, share
@@ -29,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 DEVICE_LIST_LOCK = threading.Lock()
 """Held while this process creates or deletes a processing device: Tango changes a
-class's device list without a lock, and several receivers may share one server.
+class's device list without a lock, and several receivers may share one server. A
+receiver keeps the devices it made instead of looking them up by name in that list.
 
 The Tango kernel does not lock that list against the admin device's requests either (an
 event subscription looks the devices up by name): a client must not subscribe to a
@@ -51,6 +53,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
         self.proc_schema = proc_params_schema()
         self._proc_params: dict[str, Any] = defaults_from_schema(self.proc_schema)
         self._pipelines: dict[str, str] = {}  # uuid -> processing device name
+        self._devices: dict[str, Any] = {}  # uuid -> processing device (no lookup by name: see DEVICE_LIST_LOCK)
         self._current: LegacyPipeline | ClassPipeline | None = None
         self._stop = False
         self._nb_xferred = 0
@@ -58,6 +61,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
         self._drop_finished = False
         self._control: Any = None
         self.set_change_event("nb_frames_xferred", True, False)
+        disk_space.WRITERS_PER_DISK = max(disk_space.WRITERS_PER_DISK, self.nb_receivers)
 
     # -- attributes ----------------------------------------------------------
     @attribute(dtype=str, access=AttrWriteType.READ_WRITE, doc="Processing parameters (JSON)")
@@ -116,17 +120,20 @@ class LimaSimulatorReceiver(SimulatorDevice):
         PIPELINES[name.lower()] = pipeline
         frame_info = json.dumps(generator.geometry.info())
 
-        def create() -> None:
+        def create() -> Any:
             with DEVICE_LIST_LOCK:
                 Util.instance().create_device(class_name, name)
+                device = Util.instance().get_device_by_name(name)
             Util.instance().get_database().put_device_property(name, {"frame_info": [frame_info]})
+            return device
 
         try:
-            await asyncio.to_thread(create)
+            device = await asyncio.to_thread(create)
         except tango.DevFailed as exc:
             PIPELINES.pop(name.lower(), None)
             raise_lima(f"cannot create {name}: {exc.args[0].desc}", self.get_name(), "Prepare")
         self._pipelines[uuid] = name
+        self._devices[uuid] = device
         self._current = pipeline
         self._clock = FrameClock(acq)
         self._nb_xferred = 0
@@ -179,6 +186,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
         if self._current is not None and self._current.uuid == uuid and self._acq_state == DeviceState.RUNNING:
             raise_lima(f"pipeline {uuid} is running", self.get_name(), "erasePipeline")
         del self._pipelines[uuid]
+        self._devices.pop(uuid, None)
         if self._current is not None and self._current.uuid == uuid:
             self._current = None
         held = PIPELINES.get(name.lower())
@@ -261,13 +269,10 @@ class LimaSimulatorReceiver(SimulatorDevice):
         self.set_acq_state(DeviceState.FAULT)
 
     def _push_processing_events(self, pipeline: LegacyPipeline | ClassPipeline, drop_finished: bool) -> None:
-        name = self._pipelines.get(pipeline.uuid)
-        if name is None:
-            return
-        try:
-            device = Util.instance().get_device_by_name(name)
-        except tango.DevFailed:
-            return
+        name = self._pipelines.get(pipeline.uuid, "")
+        device = self._devices.get(pipeline.uuid)
+        if device is None or PIPELINES.get(name.lower()) is not pipeline:
+            return  # erased, or being deleted (its delete_device forgets the pipeline first)
         if pipeline.error:
             device.push_data_ready_event("last_error", 1)
         if not drop_finished:

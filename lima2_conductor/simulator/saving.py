@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..core.lima2 import data_file_name, frames_dataset
+from .disk_space import keep_broken, require_space
 from .frames import FrameGeometry
 
 
@@ -71,7 +72,9 @@ class FrameWriter:
         self.close()
         path = os.path.join(self.saving["base_path"], file_name(self.saving, file_number))
         mode = "w" if self.saving["file_exists_policy"] == "overwrite" else "w-"
-        f = h5py.File(path, mode, locking=False)  # readers may open files still being written
+        # readers may open files still being written; no chunk cache: a frame is on disk
+        # once written, so that the free space measured before the next one is true
+        f = h5py.File(path, mode, locking=False, rdcc_nbytes=0)
         f.attrs["NX_class"] = "NXroot"
         f.attrs["creator"] = "lima2_conductor.simulator"
         entry = f.create_group(self.saving["nx_entry_name"])
@@ -100,34 +103,48 @@ class FrameWriter:
         self.file_number = file_number
 
     def write(self, frames: npt.NDArray, indices: npt.NDArray[np.int64]) -> None:
-        """Append frames ``(n, c, h, w)`` with their global indices."""
+        """Append frames ``(n, c, h, w)`` with their global indices; ``OSError(ENOSPC)``
+        before the first frame that would not fit on the disk."""
         done = 0
         while done < len(indices):
             file_number, in_file = divmod(self.nb_saved, self.per_file)
-            if file_number != self.file_number:
-                self._open(file_number)
-            assert self.dataset is not None
             take = min(self.per_file - in_file, len(indices) - done)
             chunk = frames[done : done + take]
             if not self.four_d:
                 chunk = chunk[:, 0]
-            self.dataset.resize(in_file + take, axis=0)
-            self.dataset[in_file : in_file + take] = chunk
-            if self.index_ds is not None:
-                self.index_ds.resize(in_file + take, axis=0)
-                self.index_ds[in_file : in_file + take] = indices[done : done + take]
+            require_space(self.saving["base_path"], chunk.nbytes + 8 * take)
+            try:
+                if file_number != self.file_number:
+                    self._open(file_number)
+                assert self.dataset is not None
+                self.dataset.resize(in_file + take, axis=0)
+                self.dataset[in_file : in_file + take] = chunk
+                if self.index_ds is not None:
+                    self.index_ds.resize(in_file + take, axis=0)
+                    self.index_ds[in_file : in_file + take] = indices[done : done + take]
+            except Exception:
+                self._abandon()
+                raise
             done += take
             self.nb_saved += take
             if self.nb_saved % self.per_file == 0:
                 self.close()
 
+    def _abandon(self) -> None:
+        """A write failed inside HDF5: the file's objects are kept, never touched again."""
+        keep_broken(self.file, self.dataset, self.index_ds)
+        self.file = self.dataset = self.index_ds = None
+        self.file_number = -1
+
     def close(self) -> None:
         """Close the current file; its references are dropped even when closing fails (disk
         full), so that nothing touches a broken HDF5 file again."""
-        f = self.file
-        self.file = None
-        self.dataset = None
-        self.index_ds = None
+        f, dataset, index_ds = self.file, self.dataset, self.index_ds
+        self.file = self.dataset = self.index_ds = None
         self.file_number = -1 if self.nb_saved % self.per_file == 0 else self.file_number
         if f is not None:
-            f.close()
+            try:
+                f.close()
+            except Exception:
+                keep_broken(f, dataset, index_ds)
+                raise

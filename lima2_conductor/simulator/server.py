@@ -17,6 +17,7 @@ from tango import GreenMode
 from tango.server import run
 
 from .control import LimaSimulatorControl
+from .disk_space import exit_without_freeing
 from .processing import DEVICE_CLASSES
 from .receiver import LimaSimulatorReceiver
 from .schemas import PROCESSING_VERSION, SCHEMAS, acq_params_schema, proc_params_schema
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         green_mode=GreenMode.Asyncio,
         post_init_callback=publish_schemas,
     )
+    exit_without_freeing()  # after a disk-full failure, before Python frees HDF5's objects
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
+from .disk_space import keep_broken, require_space
 from .saving import file_name
 
 
@@ -53,9 +54,15 @@ class SparseWriter:
         path = os.path.join(self.saving["base_path"], file_name(self.saving, number))
         mode = "w" if self.saving["file_exists_policy"] == "overwrite" else "w-"
         sizes = np.array([len(r[1]) for r in rows], dtype=np.uint64)
-        with h5py.File(path, mode, locking=False) as f:
+        nbytes = int(sizes.sum()) * (4 + np.dtype(self.dtype).itemsize) + 16 * len(rows)
+        if rows[0][3] is not None:
+            nbytes += sum(8 * r[3].size for r in rows)
+        require_space(self.saving["base_path"], nbytes)
+        f = h5py.File(path, mode, locking=False, rdcc_nbytes=0)
+        parent: Any = f
+        group: Any = None
+        try:
             f.attrs["NX_class"] = "NXroot"
-            parent = f
             for key, cls in (
                 ("nx_entry_name", "NXentry"),
                 ("nx_instrument_name", "NXinstrument"),
@@ -72,5 +79,9 @@ class SparseWriter:
             if rows[0][3] is not None:
                 group["background_avg"] = np.stack([r[3] for r in rows]).astype("<f4")
                 group["background_std"] = np.stack([r[4] for r in rows]).astype("<f4")
+            f.close()
+        except Exception:
+            keep_broken(f, parent, group)
+            raise
         self.paths.append(path)
         self.nb_saved += len(rows)

@@ -281,6 +281,11 @@ def test_disk_full(conductor: tango.DeviceProxy, small_disk: Path, data_dir: Pat
     wait_for(lambda: c.run_state in ("FAULT", "DONE"), 20, "end of run")
     assert c.run_state == "FAULT" and c.State() == tango.DevState.FAULT
     assert any(w in " ".join(c.errors).lower() for w in ("space", "full", "saving", "error"))
+    wait_for(
+        lambda: "master_file_frames" in json.loads(c.GetInfo())["timings"] or "master file" in " ".join(c.errors),
+        15,
+        "the end-of-fault master file written or refused",
+    )
     assert not list(small_disk.glob("*.tmp"))  # no half-written master file
     c.Reset()  # the simulators work normally afterwards
     c.Prepare(saving(data_dir))
@@ -291,6 +296,45 @@ def test_disk_full(conductor: tango.DeviceProxy, small_disk: Path, data_dir: Pat
     c.Prepare(saving(data_dir, file_exists_policy="overwrite"))
     run_to_end(c)
     assert c.run_state == "DONE"
+
+
+def test_a_full_disk_leaves_readable_files_and_servers_that_exit_cleanly(small_disk: Path, tmp_path: Path) -> None:
+    """A write that HDF5 itself finds the disk full for leaves objects that crash the
+    process when freed: the receivers stop before that write, close their files, and
+    their servers still exit normally."""
+    from lima2_conductor.launcher import Layout, running_db
+
+    layout = Layout(2, "id08", sensor=(256, 256))
+    with running_db([layout], tmp_path / "system") as system:
+        system.start_simulators(layout)
+        system.start_conductor(layout)
+        c = tango.DeviceProxy(f"tango://{system.tango_host}/{layout.conductor}")
+        wait_for(lambda: c.State() == tango.DevState.ON, 20, "conductor")
+        c.acq_nb_frames = 200  # 128 kB a frame: the 3 MB disk is full after about 20
+        c.Prepare(saving(small_disk, per_file=4))
+        c.Start()
+        wait_for(lambda: c.run_state in ("FAULT", "DONE"), 30, "end of run")
+        assert c.run_state == "FAULT"
+        assert "space" in " ".join(c.errors).lower()
+
+        def files_hold_every_saved_frame() -> bool:
+            """Once the receivers have closed their files (the healthy one drains first)."""
+            saved = 0
+            try:
+                for path in sorted(small_disk.glob("lima2_*.h5")):
+                    with h5py.File(path, "r", locking=False) as f:
+                        saved += f["entry_0000/instrument/detector/data"].shape[0]
+            except (OSError, KeyError):
+                return False  # a file still open for writing
+            return saved > 0 and saved == c.nb_frames_saved
+
+        wait_for(files_hold_every_saved_frame, 15, "readable files holding every frame counted saved")
+        codes = {}
+        for name in list(system.processes):
+            proc = system.processes.pop(name)
+            proc.stop()
+            codes[name] = proc.popen.returncode
+        assert all(code == 0 for code in codes.values()), codes
 
 
 def test_tango_database_down(tmp_path: Path) -> None:
