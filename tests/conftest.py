@@ -4,6 +4,8 @@ stopped by PID."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import shutil
 import tempfile
@@ -36,6 +38,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         shutil.rmtree(own, ignore_errors=True)
     else:
         print(f"\nserver logs and data of this session are kept in {own}")
+
+
+def release_event_subscriptions() -> None:
+    """Unsubscribe every event of every ``DeviceProxy`` left in this process.
+
+    A proxy that still has subscriptions when the garbage collector frees it unsubscribes
+    in its destructor, which waits for Tango's event-callback lock. When the collection
+    happens inside an event callback (any allocation there can trigger it), that thread
+    holds the lock already: the event system deadlocks, and with it every later
+    subscription and the exit of this process. So subscriptions are ended here, in the
+    main thread, then the garbage is collected."""
+    import tango
+
+    for obj in gc.get_objects():
+        if isinstance(obj, tango.DeviceProxy):
+            with contextlib.suppress(Exception):
+                obj._DeviceProxy__unsubscribe_event_all()
+    gc.collect()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_subscription_outlives_its_module() -> Iterator[None]:
+    yield
+    release_event_subscriptions()
 
 
 DEFAULT = Layout(2, "id00")

@@ -89,6 +89,9 @@ class FakeDevice:
     async def watch(self, wake: Any) -> None:
         self.calls.append("watch")
 
+    async def unwatch(self) -> None:
+        self.calls.append("unwatch")
+
     async def acq_params(self) -> dict[str, Any]:
         return self.params
 
@@ -142,6 +145,7 @@ class FakeProcessing:
         self.buffer_size = 1000
         self.hung = False  # answers nothing (a stopped process)
         self.pops = 0
+        self.unwatched = False
 
     def frames(self) -> list[int]:
         return [self.rank + self.nb_receivers * k for k in range(self.processed)]
@@ -185,6 +189,9 @@ class FakeProcessing:
 
     async def watch(self, wake: Any) -> None:
         pass
+
+    async def unwatch(self) -> None:
+        self.unwatched = True
 
     async def last_frames(self) -> dict[str, int]:
         frames = self.frames()

@@ -61,6 +61,14 @@ class BlockingProxies:
             return proxy
 
 
+def _unsubscribe(subscriptions: list[tuple[Any, int]]) -> None:
+    for proxy, event_id in subscriptions:
+        try:
+            proxy.unsubscribe_event(event_id, green_mode=tango.GreenMode.Synchronous)
+        except (tango.DevFailed, KeyError) as exc:
+            logger.debug("unsubscribe %s: %s", event_id, exc)
+
+
 def _ignore_failure(future: asyncio.Future[Any]) -> None:
     """A proxy made in advance that failed is made again on first use."""
     if not future.cancelled():
@@ -81,6 +89,7 @@ class TangoDevice:
         self.poll_timeout_ms = poll_timeout_ms
         self._proxies: dict[int, asyncio.Future[Any]] = {}
         self._watched: set[str] = set()
+        self._subscriptions: list[tuple[Any, int]] = []  # (proxy, event id)
         self._read_lock = asyncio.Lock()
         self._schemas: dict[str, dict[str, Any]] = {}
         self._class_name: str | None = None
@@ -108,7 +117,29 @@ class TangoDevice:
 
     def reconnect(self) -> None:
         self._proxies.clear()
+        self._release(self._take_subscriptions())
+
+    def _take_subscriptions(self) -> list[tuple[Any, int]]:
+        subscriptions, self._subscriptions = self._subscriptions, []
         self._watched.clear()
+        return subscriptions
+
+    @staticmethod
+    def _release(subscriptions: list[tuple[Any, int]]) -> None:
+        """Unsubscribe in a worker thread (it waits for Tango's event-callback lock)."""
+        if subscriptions:
+            asyncio.get_running_loop().run_in_executor(None, _unsubscribe, subscriptions)
+
+    async def unwatch(self) -> None:
+        """End this device's event subscriptions, before its proxies are dropped.
+
+        A proxy freed with subscriptions unsubscribes in its destructor, which waits for
+        Tango's event-callback lock; the garbage collector can free it inside an event
+        callback, whose thread holds that lock: the process's event system would
+        deadlock. So a device whose events are no longer wanted says so first."""
+        subscriptions = self._take_subscriptions()
+        if subscriptions:
+            await asyncio.to_thread(_unsubscribe, subscriptions)
 
     WATCHED: tuple[tuple[str, Any], ...] = (("acq_state", tango.EventType.CHANGE_EVENT),)
 
@@ -126,8 +157,9 @@ class TangoDevice:
             if attr in self._watched:
                 continue
             try:
-                await proxy.subscribe_event(attr, kind, callback)
+                event_id = await proxy.subscribe_event(attr, kind, callback)
                 self._watched.add(attr)
+                self._subscriptions.append((proxy, event_id))
             except tango.DevFailed as exc:
                 logger.info("%s: no %s events (%s); polled only", self.name, attr, exc.args[0].desc.strip())
 

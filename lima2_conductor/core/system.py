@@ -178,21 +178,30 @@ class AcquisitionSystem:
     async def _prepare(self, user: dict[str, Any], overrides: dict[str, Any]) -> str:
         t0 = self.clock()
         run = await preparation.prepare_run(self, user, overrides)
-        self.run = run
+        previous, self.run = self.run, run
         self.errors.clear()
         self.transition("prepared")
         self.timings["prepare_s"] = self.clock() - t0
-        self._erase_task = self.spawn(self._after_prepare(run))
+        self._erase_task = self.spawn(self._after_prepare(run, previous))
         return run.uuid
 
-    async def _after_prepare(self, run: Run) -> None:
-        """Subscribe to the new pipeline's events, then erase the receivers' older
-        pipelines: in this order, never at the same time. A Tango server deletes a device
-        without a lock against its admin device's requests (an event subscription looks
-        devices up by name in the same list), so a subscription during a deletion on the
-        same server can crash it."""
+    async def _after_prepare(self, run: Run, previous: Run | None) -> None:
+        """Subscribe to the new pipeline's events, end those of the previous one, then
+        erase the receivers' older pipelines: in this order, never at the same time. A
+        Tango server deletes a device without a lock against its admin device's requests
+        (an event subscription looks devices up by name in the same list), so a
+        subscription during a deletion on the same server can crash it."""
         await asyncio.shield(self.observer.watch_processing(run))
+        if previous is not None:
+            await asyncio.shield(unwatch_all(previous.processing))
         await preparation.erase_old_pipelines(self, run.uuid)
+
+    async def release(self) -> None:
+        """End every event subscription (the device server's Init or shutdown)."""
+        devices: list[Any] = list(self.devices)
+        if self.run is not None:
+            devices += self.run.processing
+        await unwatch_all(devices)
 
     async def rollback(self, devices: Sequence[DevicePort]) -> None:
         if devices:
@@ -312,6 +321,13 @@ class AcquisitionSystem:
 
     async def get_frame(self, frame_idx: int, source: str = "frame") -> tuple[str, bytes]:
         return await get_frame(self.current_run(), frame_idx, source, self.timeout_s, self.poll_timeout_s)
+
+
+async def unwatch_all(devices: Sequence[Any]) -> None:
+    results = await asyncio.gather(*(d.unwatch() for d in devices), return_exceptions=True)
+    for d, result in zip(devices, results, strict=True):
+        if isinstance(result, Exception):
+            logger.debug("%s: unwatch: %s", d.name, result)
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

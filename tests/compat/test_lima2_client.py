@@ -25,6 +25,7 @@ import tango.asyncio
 from lima2_conductor.launcher import CONTROL, LocalSystem, receiver_name
 from lima2_conductor.simulator.frames import FrameGenerator, stamped_index
 from lima2_conductor.simulator.reduction import Reducer
+from tests.conftest import release_event_subscriptions
 
 lima2 = pytest.importorskip("lima2.conductor.acquisition_system")
 from lima2.common.devencoded import data_array  # noqa: E402
@@ -41,6 +42,7 @@ def run():
     """One event loop for the module: pytango binds its asyncio executor to the first loop."""
     loop = asyncio.new_event_loop()
     yield loop.run_until_complete
+    release_event_subscriptions()  # the peer never unsubscribes: no callback after the close
     loop.close()
 
 

@@ -22,7 +22,7 @@ from lima2_conductor.core.errors import (
 from lima2_conductor.core.lima2 import DeviceState as D
 from lima2_conductor.core.state import RunState
 from lima2_conductor.core.topology import MAX_DYNAMIC_FRAMES, DynamicDispatch
-from tests.fakes import FakeSystem
+from tests.fakes import FakeProcessing, FakeSystem
 
 
 def run(coro: Any) -> Any:
@@ -113,6 +113,28 @@ def test_old_pipelines_are_erased_only_once_the_new_ones_events_are_subscribed()
         subscribed = [i for i, e in enumerate(log) if e.startswith("subscribed")]
         assert len(erases) == len(f.rcvs) and len(subscribed) == len(f.system.run.processing), log
         assert max(subscribed) < min(erases), log
+
+    run(scenario())
+
+
+def test_a_replaced_run_ends_its_event_subscriptions() -> None:
+    """A proxy freed with subscriptions can deadlock Tango's event system: the devices of
+    a replaced run unsubscribe before they are dropped, and all devices at release."""
+
+    async def scenario() -> None:
+        f = FakeSystem()
+        await f.system.prepare({})
+        first = list(f.system.run.processing)
+        f.procs = [FakeProcessing(f"new-proc{i}", i, 2) for i in range(2)]  # a new run's devices
+        await f.system.prepare({})
+        deadline = asyncio.get_running_loop().time() + 5
+        while not all(p.unwatched for p in first) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        assert all(p.unwatched for p in first)
+        assert not any(p.unwatched for p in f.system.run.processing)
+        await f.system.release()
+        assert all(p.unwatched for p in f.system.run.processing)
+        assert all("unwatch" in d.calls for d in (f.ctl, *f.rcvs))
 
     run(scenario())
 
