@@ -8,6 +8,7 @@ run in a thread; schemas are cached and forgotten when the device reconnects.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
@@ -59,6 +60,10 @@ class BlockingProxies:
                 proxy.set_timeout_millis(self.timeout_ms)
                 self._proxies[name] = proxy
             return proxy
+
+
+UNSUBSCRIBER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="unsubscribe")
+"""One thread of its own, so that an unsubscription that waits never holds up other work."""
 
 
 def _unsubscribe(subscriptions: list[tuple[Any, int]]) -> None:
@@ -126,9 +131,10 @@ class TangoDevice:
 
     @staticmethod
     def _release(subscriptions: list[tuple[Any, int]]) -> None:
-        """Unsubscribe in a worker thread (it waits for Tango's event-callback lock)."""
+        """Unsubscribe in the unsubscribing thread (it waits for Tango's event-callback
+        lock; nothing waits for it). The proxies live until then."""
         if subscriptions:
-            asyncio.get_running_loop().run_in_executor(None, _unsubscribe, subscriptions)
+            UNSUBSCRIBER.submit(_unsubscribe, subscriptions)
 
     async def unwatch(self) -> None:
         """End this device's event subscriptions, before its proxies are dropped.
@@ -136,10 +142,9 @@ class TangoDevice:
         A proxy freed with subscriptions unsubscribes in its destructor, which waits for
         Tango's event-callback lock; the garbage collector can free it inside an event
         callback, whose thread holds that lock: the process's event system would
-        deadlock. So a device whose events are no longer wanted says so first."""
-        subscriptions = self._take_subscriptions()
-        if subscriptions:
-            await asyncio.to_thread(_unsubscribe, subscriptions)
+        deadlock. So a device whose events are no longer wanted says so first (an
+        unsubscription is local to this process: the device server is not asked)."""
+        self._release(self._take_subscriptions())
 
     WATCHED: tuple[tuple[str, Any], ...] = (("acq_state", tango.EventType.CHANGE_EVENT),)
 
