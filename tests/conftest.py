@@ -52,9 +52,10 @@ def release_event_subscriptions() -> None:
     import tango
 
     for obj in gc.get_objects():
-        if isinstance(obj, tango.DeviceProxy):
-            with contextlib.suppress(Exception):
-                obj._DeviceProxy__unsubscribe_event_all()
+        if isinstance(obj, tango.DeviceProxy) and obj.__dict__.get("_subscribed_events"):
+            with contextlib.suppress(tango.DevFailed, KeyError):
+                # pytango's own "unsubscribe all" (set on the class under this very name)
+                getattr(obj, "__unsubscribe_event_all")()
     gc.collect()
 
 

@@ -89,7 +89,7 @@ class FakeDevice:
     async def watch(self, wake: Any) -> None:
         self.calls.append("watch")
 
-    async def unwatch(self) -> None:
+    def unwatch(self) -> None:
         self.calls.append("unwatch")
 
     async def acq_params(self) -> dict[str, Any]:
@@ -190,7 +190,7 @@ class FakeProcessing:
     async def watch(self, wake: Any) -> None:
         pass
 
-    async def unwatch(self) -> None:
+    def unwatch(self) -> None:
         self.unwatched = True
 
     async def last_frames(self) -> dict[str, int]:

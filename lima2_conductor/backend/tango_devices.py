@@ -8,11 +8,13 @@ run in a thread; schemas are cached and forgotten when the device reconnects.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import collections
 import json
 import logging
 import os
+import queue
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -62,16 +64,49 @@ class BlockingProxies:
             return proxy
 
 
-UNSUBSCRIBER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="unsubscribe")
-"""One thread of its own, so that an unsubscription that waits never holds up other work."""
+class Unsubscriber:
+    """One daemon thread that ends event subscriptions: an unsubscription waits for
+    Tango's event-callback lock, so nothing else waits for it, and a blocked one never
+    holds up the process's exit.
+
+    The proxies are kept for :data:`KEEP_S` after their unsubscription, as pytango keeps
+    the callbacks: Tango's keep-alive thread may still be reconnecting an event channel
+    through a proxy it found before, and a proxy freed under it crashes the process."""
+
+    KEEP_S = 60.0
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[list[tuple[Any, int]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._kept: collections.deque[tuple[float, list[tuple[Any, int]]]] = collections.deque()
+
+    def submit(self, subscriptions: list[tuple[Any, int]]) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="unsubscribe", daemon=True)
+                self._thread.start()
+        self._queue.put(subscriptions)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                batch = self._queue.get(timeout=self.KEEP_S / 4)
+            except queue.Empty:
+                batch = []
+            for proxy, event_id in batch:
+                try:
+                    proxy.unsubscribe_event(event_id, green_mode=tango.GreenMode.Synchronous)
+                except Exception as exc:  # noqa: BLE001 - logged, the next one goes on
+                    logger.warning("ending event subscription %s: %s", event_id, exc)
+            now = time.monotonic()
+            if batch:
+                self._kept.append((now, batch))
+            while self._kept and now - self._kept[0][0] > self.KEEP_S:
+                self._kept.popleft()
 
 
-def _unsubscribe(subscriptions: list[tuple[Any, int]]) -> None:
-    for proxy, event_id in subscriptions:
-        try:
-            proxy.unsubscribe_event(event_id, green_mode=tango.GreenMode.Synchronous)
-        except (tango.DevFailed, KeyError) as exc:
-            logger.debug("unsubscribe %s: %s", event_id, exc)
+UNSUBSCRIBER = Unsubscriber()
 
 
 def _ignore_failure(future: asyncio.Future[Any]) -> None:
@@ -95,6 +130,7 @@ class TangoDevice:
         self._proxies: dict[int, asyncio.Future[Any]] = {}
         self._watched: set[str] = set()
         self._subscriptions: list[tuple[Any, int]] = []  # (proxy, event id)
+        self._generation = 0  # unwatch() count: a subscription begun before is ended
         self._read_lock = asyncio.Lock()
         self._schemas: dict[str, dict[str, Any]] = {}
         self._class_name: str | None = None
@@ -122,29 +158,22 @@ class TangoDevice:
 
     def reconnect(self) -> None:
         self._proxies.clear()
-        self._release(self._take_subscriptions())
+        self.unwatch()
 
-    def _take_subscriptions(self) -> list[tuple[Any, int]]:
-        subscriptions, self._subscriptions = self._subscriptions, []
-        self._watched.clear()
-        return subscriptions
-
-    @staticmethod
-    def _release(subscriptions: list[tuple[Any, int]]) -> None:
-        """Unsubscribe in the unsubscribing thread (it waits for Tango's event-callback
-        lock; nothing waits for it). The proxies live until then."""
-        if subscriptions:
-            UNSUBSCRIBER.submit(_unsubscribe, subscriptions)
-
-    async def unwatch(self) -> None:
-        """End this device's event subscriptions, before its proxies are dropped.
+    def unwatch(self) -> None:
+        """End this device's event subscriptions, before its proxies are dropped; one
+        still being made is ended as soon as it is made.
 
         A proxy freed with subscriptions unsubscribes in its destructor, which waits for
         Tango's event-callback lock; the garbage collector can free it inside an event
         callback, whose thread holds that lock: the process's event system would
         deadlock. So a device whose events are no longer wanted says so first (an
         unsubscription is local to this process: the device server is not asked)."""
-        self._release(self._take_subscriptions())
+        self._generation += 1
+        subscriptions, self._subscriptions = self._subscriptions, []
+        self._watched.clear()
+        if subscriptions:
+            UNSUBSCRIBER.submit(subscriptions)
 
     WATCHED: tuple[tuple[str, Any], ...] = (("acq_state", tango.EventType.CHANGE_EVENT),)
 
@@ -153,6 +182,7 @@ class TangoDevice:
 
         Events only wake the poll early; the poll stays the liveness check. A device that
         pushes no event is polled as before (a failed subscription is only logged)."""
+        generation = self._generation
         proxy = await self.proxy()
 
         async def callback(event: Any) -> None:
@@ -163,6 +193,9 @@ class TangoDevice:
                 continue
             try:
                 event_id = await proxy.subscribe_event(attr, kind, callback)
+                if generation != self._generation:  # unwatched meanwhile
+                    UNSUBSCRIBER.submit([(proxy, event_id)])
+                    return
                 self._watched.add(attr)
                 self._subscriptions.append((proxy, event_id))
             except tango.DevFailed as exc:

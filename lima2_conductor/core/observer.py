@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConductorError
+from .exclusive import exclusive
 from .fanout import call, fan_out
 from .lima2 import DeviceState, lima_what
 from .progress import read_or
@@ -58,15 +59,16 @@ class Observer:
 
     def watch_processing(self, run: Run) -> asyncio.Task[Any]:
         """Subscribe to the events of ``run``'s processing devices, once per run; the
-        task of that subscription (awaited by the post-Prepare clean-up, which must not
-        delete devices on a server while subscriptions to it are under way)."""
+        task of that subscription (awaited by the post-Prepare clean-up)."""
         if run is not self._watched_run or self._watching is None:
             self._watched_run = run
             self._watching = self.system.spawn(self._watch_all(run))
         return self._watching
 
     async def _watch_all(self, run: Run) -> None:
-        results = await asyncio.gather(*(p.watch(self.notify) for p in run.processing), return_exceptions=True)
+        results = await exclusive(
+            asyncio.gather(*(p.watch(self.notify) for p in run.processing), return_exceptions=True)
+        )
         for p, result in zip(run.processing, results, strict=True):
             if isinstance(result, Exception):
                 logger.info("%s: no events (%s); polled only", p.name, result)
@@ -133,7 +135,7 @@ class Observer:
                 continue
             if self.device_states[d.name] == DeviceState.OFFLINE and st != DeviceState.OFFLINE:
                 d.forget_cache()  # a restarted device may have a new schema
-                s.spawn(d.watch(self.notify))
+                s.spawn(exclusive(d.watch(self.notify)))
             self.device_states[d.name] = st
         return self.device_states
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import lima2
 from .errors import ConductorError, DeviceOffline, DeviceTimeout, MultiDeviceError, ParamError
+from .exclusive import exclusive
 from .fanout import call, fan_out
 from .master_file import Saving
 from .params import build_prepare_params, check_saving
@@ -177,7 +178,7 @@ async def erase_old_pipelines(self: AcquisitionSystem, keep: str) -> None:
         try:
             for uid in await call(r, "read pipelines", r.pipelines(), self.timeout_s):
                 if uid != keep and current():
-                    await call(r, "erasePipeline", r.erase_pipeline(uid), self.timeout_s)
+                    await exclusive(call(r, "erasePipeline", r.erase_pipeline(uid), self.timeout_s))
         except ConductorError as exc:
             logger.warning("cannot erase old pipelines: %s", exc)
 

@@ -178,30 +178,34 @@ class AcquisitionSystem:
     async def _prepare(self, user: dict[str, Any], overrides: dict[str, Any]) -> str:
         t0 = self.clock()
         run = await preparation.prepare_run(self, user, overrides)
-        previous, self.run = self.run, run
+        self._replace_run(run)
         self.errors.clear()
         self.transition("prepared")
         self.timings["prepare_s"] = self.clock() - t0
-        self._erase_task = self.spawn(self._after_prepare(run, previous))
+        self._erase_task = self.spawn(self._after_prepare(run))
         return run.uuid
 
-    async def _after_prepare(self, run: Run, previous: Run | None) -> None:
-        """Subscribe to the new pipeline's events, end those of the previous one, then
-        erase the receivers' older pipelines: in this order, never at the same time. A
-        Tango server deletes a device without a lock against its admin device's requests
-        (an event subscription looks devices up by name in the same list), so a
-        subscription during a deletion on the same server can crash it."""
+    def _replace_run(self, run: Run | None) -> None:
+        """``run`` becomes the current run; the subscriptions of the one it replaces end."""
+        if self.run is not None and self.run is not run:
+            for p in self.run.processing:
+                p.unwatch()
+        self.run = run
+
+    async def _after_prepare(self, run: Run) -> None:
+        """Subscribe to the new pipeline's events, then erase the receivers' older
+        pipelines. Subscriptions and erasures never overlap (:func:`exclusive`)."""
         await asyncio.shield(self.observer.watch_processing(run))
-        if previous is not None:
-            await asyncio.shield(unwatch_all(previous.processing))
         await preparation.erase_old_pipelines(self, run.uuid)
 
-    async def release(self) -> None:
-        """End every event subscription (the device server's Init or shutdown)."""
-        devices: list[Any] = list(self.devices)
-        if self.run is not None:
-            devices += self.run.processing
-        await unwatch_all(devices)
+    def release(self) -> None:
+        """The device server's Init or shutdown: no more clean-up, every event
+        subscription ended (a call under way keeps the structure lock until it ends)."""
+        if self._erase_task is not None:
+            self._erase_task.cancel()
+        for d in self.devices:
+            d.unwatch()
+        self._replace_run(None)
 
     async def rollback(self, devices: Sequence[DevicePort]) -> None:
         if devices:
@@ -281,7 +285,7 @@ class AcquisitionSystem:
         if self.run_state == RunState.PREPARING:
             self._cancel_prepare()
         self.run_state = RunState.RESETTING
-        self.run = None  # work still under way for the old run changes nothing now
+        self._replace_run(None)  # work still under way for the old run changes nothing now
         try:
             errors = await self._fan_out("Reset", [(d, d.reset) for d in self.devices])
             self._assume_done(errors, DeviceState.IDLE)
@@ -302,7 +306,7 @@ class AcquisitionSystem:
         run = await preparation.adopted_run(self, uid)
         if self.run is not None or self.run_state != RunState.IDLE:
             return  # a command got there first
-        self.run = run
+        self._replace_run(run)
         running = any(s == DeviceState.RUNNING for s in self.device_states.values())
         self.transition("adopted" if running else "adopted_stopped")
         run.stop_requested = not running
@@ -321,13 +325,6 @@ class AcquisitionSystem:
 
     async def get_frame(self, frame_idx: int, source: str = "frame") -> tuple[str, bytes]:
         return await get_frame(self.current_run(), frame_idx, source, self.timeout_s, self.poll_timeout_s)
-
-
-async def unwatch_all(devices: Sequence[Any]) -> None:
-    results = await asyncio.gather(*(d.unwatch() for d in devices), return_exceptions=True)
-    for d, result in zip(devices, results, strict=True):
-        if isinstance(result, Exception):
-            logger.debug("%s: unwatch: %s", d.name, result)
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

@@ -112,9 +112,8 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
         logs.detach(self.log_handler)
         if self.monitor is not None:
             await self.monitor.stop()
-        core = getattr(self, "core", None)
-        if core is not None:
-            await core.release()  # no event subscription outlives the system that made it
+        if getattr(self, "system", None) is not None:
+            self.system.release()  # no event subscription outlives the system that made it
 
     def _initialise_write_values(self) -> None:
         """Memorized settings show their current value as the set point (not "not initialised")."""

@@ -152,13 +152,19 @@ class ClassPipeline:
 
     def finish(self) -> None:
         """Close the files; the pipeline is finished afterwards."""
+        failure: Exception | None = None
         try:
             for writer in (*self.dense_writers.values(), *self.sparse_writers.values()):
-                writer.close()
-            with self._lock:
-                self.nb_saved = min((w.nb_saved for w in self.dense_writers.values()), default=0)
+                try:  # every writer closes, whatever the others do
+                    writer.close()
+                except Exception as exc:  # noqa: BLE001 - the first one is raised below
+                    failure = failure or exc
         finally:
+            with self._lock:  # the frames a failed write saved before it failed count too
+                self.nb_saved = min((w.nb_saved for w in self.dense_writers.values()), default=0)
             self.finished = True
+        if failure is not None:
+            raise failure
 
     # -- event-loop side ---------------------------------------------------------------------
     def progress_counters(self) -> dict[str, int]:

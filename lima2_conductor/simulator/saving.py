@@ -74,7 +74,7 @@ class FrameWriter:
         mode = "w" if self.saving["file_exists_policy"] == "overwrite" else "w-"
         # readers may open files still being written; no chunk cache: a frame is on disk
         # once written, so that the free space measured before the next one is true
-        f = h5py.File(path, mode, locking=False, rdcc_nbytes=0)
+        f = self.file = h5py.File(path, mode, locking=False, rdcc_nbytes=0)  # kept at once: see _abandon
         f.attrs["NX_class"] = "NXroot"
         f.attrs["creator"] = "lima2_conductor.simulator"
         entry = f.create_group(self.saving["nx_entry_name"])

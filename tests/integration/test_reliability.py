@@ -329,12 +329,14 @@ def test_a_full_disk_leaves_readable_files_and_servers_that_exit_cleanly(small_d
             return saved > 0 and saved == c.nb_frames_saved
 
         wait_for(files_hold_every_saved_frame, 15, "readable files holding every frame counted saved")
-        codes = {}
-        for name in list(system.processes):
-            proc = system.processes.pop(name)
+        system.processes.pop(layout.conductor_instance).stop()
+        codes, logs = {}, {}
+        for i in range(layout.nb_receivers):
+            proc = system.processes.pop(layout.receiver_instance(i))
             proc.stop()
-            codes[name] = proc.popen.returncode
-        assert all(code == 0 for code in codes.values()), codes
+            codes[proc.name], logs[proc.name] = proc.popen.returncode, proc.log.read_text()
+        assert all(code == 0 for code in codes.values()), codes  # a crash at exit is -11
+        assert not any("without freeing" in text for text in logs.values())  # files closed cleanly
 
 
 def test_tango_database_down(tmp_path: Path) -> None:

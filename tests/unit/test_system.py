@@ -131,9 +131,15 @@ def test_a_replaced_run_ends_its_event_subscriptions() -> None:
         while not all(p.unwatched for p in first) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
         assert all(p.unwatched for p in first)
-        assert not any(p.unwatched for p in f.system.run.processing)
-        await f.system.release()
-        assert all(p.unwatched for p in f.system.run.processing)
+        second = list(f.system.run.processing)
+        assert not any(p.unwatched for p in second)
+        await f.system.reset()  # a forgotten run ends its subscriptions too
+        assert all(p.unwatched for p in second)
+        f.procs = [FakeProcessing(f"third-proc{i}", i, 2) for i in range(2)]
+        await f.system.prepare({})
+        third = list(f.system.run.processing)
+        f.system.release()
+        assert all(p.unwatched for p in third)
         assert all("unwatch" in d.calls for d in (f.ctl, *f.rcvs))
 
     run(scenario())
