@@ -46,6 +46,15 @@ def ours_prepare_start(layout: Layout, repeat: int) -> list[float]:
     return out
 
 
+def settled(layout: Layout) -> None:
+    """Wait until the conductor's post-Prepare clean-up is over (each receiver holds only
+    the conductor's last pipeline) before the peer uses the same devices: that clean-up
+    erases every other pipeline, the peer's too."""
+    uid = tango.DeviceProxy(layout.conductor).acq_uuid
+    receivers = [tango.DeviceProxy(r) for r in layout.receivers]
+    wait_for(lambda: all(list(r.pipelines or []) == [uid] for r in receivers), 30, "the conductor's clean-up")
+
+
 def peer_system(layout: Layout, topology: str = "round_robin") -> Any:
     from lima2.conductor.acquisition_system import AcquisitionSystem
     from lima2.conductor.tango.control import TangoControl
@@ -207,6 +216,7 @@ def main() -> None:
             system.start_simulators(layout)
             system.start_conductor(layout)
             ours = ours_prepare_start(layout, args.repeat)
+            settled(layout)
             peer, _ = loop.run_until_complete(peer_prepare_start(layout, args.repeat))
             print(
                 f"  {n} receiver(s): conductor {ms(ours)} | lima2-client {ms(peer)} | ratio {statistics.median(peer) / statistics.median(ours):5.1f}x"
@@ -224,6 +234,7 @@ def main() -> None:
         plain = read_latency(two.receiver(0), "nb_frames_xferred")
         print(f"Progress read: conductor nb_frames_xferred {ms(ours_read)} | simulator attribute {ms(plain)}")
         runs = [e2e(two) for _ in range(5)]
+        settled(two)
         peer_start, peer_runs = loop.run_until_complete(peer_prepare_start(two, 5, nb_frames=120, expo_us=20_000))
         ours_total = statistics.median(r["total"] for r in runs) - 2.4
         peer_total = statistics.median(a + b for a, b in zip(peer_start, peer_runs, strict=False)) - 2.4

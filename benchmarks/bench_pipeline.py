@@ -25,18 +25,20 @@ from lima2_conductor.core.topology import RoundRobin
 
 
 def saving(base: str, per_file: int) -> master_file.Saving:
-    return master_file.Saving(
-        base,
-        "bench",
-        "{filename_prefix}_{filename_rank}_{file_number:05d}{filename_suffix}",
-        ".h5",
-        0,
-        per_file,
-        "entry_0000",
-        "instrument",
-        "detector",
-        "dim_3d_or_4d",
-        "overwrite",
+    return master_file.Saving.from_params(
+        {
+            "base_path": base,
+            "filename_prefix": "bench",
+            "filename_format": "{filename_prefix}_{filename_rank}_{file_number:05d}{filename_suffix}",
+            "filename_suffix": ".h5",
+            "start_number": 0,
+            "nb_frames_per_file": per_file,
+            "nx_entry_name": "entry_0000",
+            "nx_instrument_name": "instrument",
+            "nx_detector_name": "detector",
+            "nb_dimensions": "dim_3d_or_4d",
+            "file_exists_policy": "overwrite",
+        }
     )
 
 
@@ -45,7 +47,7 @@ def bench_master(tmp: str) -> float:
     s = saving(tmp, per_file)
     topo = RoundRobin(tuple(range(n_rcv)))
     t0 = time.perf_counter()
-    total, mappings = master_file.layout(topo, [frames // n_rcv] * n_rcv, s)
+    total, mappings = master_file.layout(topo.new_run(frames), [frames // n_rcv] * n_rcv, s)
     master_file.write(s.master_path, s, total, mappings, (1, 512, 512), np.dtype("<u2"), {"uuid": "bench"})
     ours = time.perf_counter() - t0
     with h5py.File(s.master_path) as f:

@@ -31,12 +31,20 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-async def make_proxy(name: str, timeout_ms: int) -> Any:
+ENCODED = tango.ExtractAs.Bytes
+"""How a processing device's proxies extract command results: all are DevEncoded (frames,
+reduced data), and extracting them as bytes costs about 1 ms per 0.5 MB, half of
+pytango's default (numpy)."""
+
+
+async def make_proxy(name: str, timeout_ms: int, extract_as: Any = None) -> Any:
     """An asyncio ``DeviceProxy`` (created in a thread: construction talks to the DB)."""
 
     def build() -> Any:
         proxy = tango.DeviceProxy(name, green_mode=tango.GreenMode.Asyncio)
         proxy.set_timeout_millis(timeout_ms)
+        if extract_as is not None:
+            proxy.__dict__["defaultCommandExtractAs"] = extract_as  # not a device attribute
         return proxy
 
     return await asyncio.to_thread(build)
@@ -60,6 +68,7 @@ class BlockingProxies:
             if proxy is None:
                 proxy = tango.DeviceProxy(name, green_mode=tango.GreenMode.Synchronous)
                 proxy.set_timeout_millis(self.timeout_ms)
+                proxy.__dict__["defaultCommandExtractAs"] = ENCODED  # frames only
                 self._proxies[name] = proxy
             return proxy
 
@@ -138,7 +147,9 @@ class TangoDevice:
     async def _proxy_with(self, timeout_ms: int) -> Any:
         future = self._proxies.get(timeout_ms)
         if future is None or (future.done() and future.exception() is not None):
-            future = self._proxies[timeout_ms] = asyncio.ensure_future(make_proxy(self.name, timeout_ms))
+            future = self._proxies[timeout_ms] = asyncio.ensure_future(
+                make_proxy(self.name, timeout_ms, self.EXTRACT_AS)
+            )
         return await asyncio.shield(future)
 
     async def proxy(self) -> Any:
@@ -176,6 +187,7 @@ class TangoDevice:
             UNSUBSCRIBER.submit(subscriptions)
 
     WATCHED: tuple[tuple[str, Any], ...] = (("acq_state", tango.EventType.CHANGE_EVENT),)
+    EXTRACT_AS: Any = None  # pytango's default extraction of command results
 
     async def watch(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` (in the event loop) whenever the device pushes a change of state.
@@ -376,6 +388,7 @@ class TangoProcessing(TangoDevice):
     """A processing device (no acq_state): counters, finished flag, frames, reduced data."""
 
     WATCHED = (("is_finished", tango.EventType.DATA_READY_EVENT), ("last_error", tango.EventType.DATA_READY_EVENT))
+    EXTRACT_AS = ENCODED
 
     async def progress_counters(self) -> dict[str, int]:
         return dict(json.loads(await self.read("progress_counters", poll=True)))
