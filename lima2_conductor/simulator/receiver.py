@@ -221,6 +221,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
         mode = self._acq_params["det"]["dispatch_mode"]
         cursor = 0
         failed = False
+        fault = ""  # reported once the pipeline has finished
         try:
             pipeline.activate()
         except PipelineFailure as exc:  # the processing never starts, never reports its end
@@ -243,7 +244,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
                         self.push_change_event("nb_frames_xferred", self._nb_xferred)
                         await asyncio.to_thread(pipeline.process, mine, lambda: self._stop)
                     if failed:
-                        self._fault(f"simulated failure at frame {k} (fault knob)")
+                        fault = f"simulated failure at frame {k} (fault knob)"
                         break
                 if clock.nb_frames and cursor >= clock.nb_frames:
                     break
@@ -253,11 +254,13 @@ class LimaSimulatorReceiver(SimulatorDevice):
             pipeline.error = json.dumps(
                 {"what": f"processing error: {exc}", "errinfo": {"device": self._processing_name(pipeline.uuid)}}
             )
-            self._fault(f"processing error: {exc}")
+            fault = f"processing error: {exc}"
         try:
             await asyncio.to_thread(pipeline.finish)
         except Exception as exc:
             pipeline.error = json.dumps({"what": f"saving error: {exc}", "errinfo": {}})
+        if fault:  # once the files are closed and the counters final, as a receiver that stopped
+            self._fault(fault)
         if self._acq_state == DeviceState.RUNNING:
             self.set_acq_state(DeviceState.IDLE)
         if drop_finished:
