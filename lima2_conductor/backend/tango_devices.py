@@ -88,6 +88,8 @@ class Unsubscriber:
         self._queue: queue.SimpleQueue[list[tuple[Any, int]]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending = 0  # batches submitted, not yet done
         self._kept: collections.deque[tuple[float, list[tuple[Any, int]]]] = collections.deque()
 
     def submit(self, subscriptions: list[tuple[Any, int]]) -> None:
@@ -95,19 +97,37 @@ class Unsubscriber:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="unsubscribe", daemon=True)
                 self._thread.start()
+            self._pending += 1
         self._queue.put(subscriptions)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until every submitted unsubscription has ended:
+        before the process exits, as a daemon thread returning from Tango into a
+        finalised interpreter aborts the process."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
 
     def _run(self) -> None:
         while True:
             try:
                 batch = self._queue.get(timeout=self.KEEP_S / 4)
             except queue.Empty:
-                batch = []
-            for proxy, event_id in batch:
+                batch = None
+            for proxy, event_id in batch or []:
                 try:
                     proxy.unsubscribe_event(event_id, green_mode=tango.GreenMode.Synchronous)
                 except Exception as exc:  # noqa: BLE001 - logged, the next one goes on
                     logger.warning("ending event subscription %s: %s", event_id, exc)
+            if batch is not None:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
             now = time.monotonic()
             if batch:
                 self._kept.append((now, batch))

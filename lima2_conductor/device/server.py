@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import faulthandler
 import logging
+import os
 import sys
 
 from tango import GreenMode
 from tango.server import run
 
+from ..backend.tango_devices import UNSUBSCRIBER
 from .conductor import Lima2Conductor
 from .logs import FORMAT, level_from_args
 
@@ -16,6 +18,8 @@ SERVER_NAME = "Lima2Conductor"
 GIL_SWITCH_S = 0.0005
 """Requests served in Tango threads (Trigger, GetFrame, reads) wait at most this long for
 the interpreter while the event loop runs Python (CPython's default is 5 ms)."""
+EXIT_DRAIN_S = 3.0
+"""How long the server waits at exit for its event subscriptions to end."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,6 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=level_from_args(args), format=FORMAT)
     run((Lima2Conductor,), args=[SERVER_NAME, *args], green_mode=GreenMode.Asyncio)
+    if not UNSUBSCRIBER.drain(EXIT_DRAIN_S):  # the devices' delete_device ended their subscriptions
+        logging.getLogger(__name__).warning("event subscriptions still ending at exit: leaving without waiting")
+        logging.shutdown()
+        os._exit(0)  # a thread inside Tango would abort a normal exit
 
 
 if __name__ == "__main__":
