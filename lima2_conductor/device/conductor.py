@@ -24,6 +24,7 @@ from ..core.state import RunState
 from ..core.system import AcquisitionSystem
 from ..core.topology import make_topology
 from ..core.view import ConductorView, snapshot
+from ..request_thread import RequestThreadHooks, in_request_thread
 from . import logs
 from .attributes import namespace
 from .data_commands import DataCommands
@@ -37,7 +38,7 @@ T = TypeVar("T")
 SpecAttributes = type("SpecAttributes", (), namespace(VIEW_ATTRS, SETTINGS))
 
 
-class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc, valid-type]
+class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device):  # type: ignore[misc, valid-type]
     """Conducts a distributed Lima2 acquisition as if it were one detector."""
 
     green_mode = GreenMode.Asyncio
@@ -135,12 +136,14 @@ class Lima2Conductor(SpecAttributes, DataCommands, Device):  # type: ignore[misc
         return self.system
 
     # -- state ------------------------------------------------------------------------
+    @in_request_thread
     def dev_state(self) -> DevState:
         """From the latest snapshot (never a fan-out); INIT until the devices were observed once."""
         if self.system is None or self.monitor is None or not self.monitor.observed:
             return self.get_state()
         return DevState.names[self.view.tango_state]
 
+    @in_request_thread
     def dev_status(self) -> str:
         if self.system is None or self.monitor is None or not self.monitor.observed:
             return self.get_status()

@@ -16,6 +16,7 @@ from ..core.errors import ParamError
 from ..core.lima2 import LIMA_ERROR_REASON, lima_error
 from ..core.params import defaults_from_schema, parse_json_object, validate
 from ..core.state import DeviceState
+from ..request_thread import RequestThreadHooks
 from .clock import FrameClock
 from .schemas import acq_params_schema
 
@@ -51,7 +52,7 @@ def knob(field: str, dtype: type, doc: str, unit: str = "") -> attribute:
     )
 
 
-class SimulatorDevice(Device):
+class SimulatorDevice(RequestThreadHooks, Device):
     """Base of the simulated control and receiver devices."""
 
     green_mode = GreenMode.Asyncio

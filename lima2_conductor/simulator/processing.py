@@ -18,6 +18,7 @@ from tango.server import Device, attribute, command
 
 from ..core import lima2
 from ..core.lima2 import FRAME_IDX_GETTER
+from ..request_thread import RequestThreadHooks
 from .base import raise_lima
 from .pipeline import FrameNotAvailable, LegacyPipeline
 from .pipelines import ClassPipeline
@@ -26,7 +27,7 @@ PIPELINES: dict[str, LegacyPipeline | ClassPipeline] = {}
 """Pipelines of this server, by processing device name (lower case)."""
 
 
-class LimaProcessingLegacy(Device):
+class LimaProcessingLegacy(RequestThreadHooks, Device):
     """The Legacy pipeline of one receiver for one acquisition."""
 
     green_mode = GreenMode.Asyncio
@@ -104,7 +105,7 @@ def frame_getter(spec: lima2.PipelineSpec, source: str) -> Any:
     return command(get, dtype_in=int, doc_in="Global frame index, -1 = newest", dtype_out=tango.DevEncoded)
 
 
-class _ClassProcessing(Device):
+class _ClassProcessing(RequestThreadHooks, Device):
     """What every processing class other than Legacy serves: counters, newest frames,
     finished flag, last error and the two data-ready events."""
 
