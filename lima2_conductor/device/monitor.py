@@ -18,11 +18,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy
-from tango import DevFailed, TimedAttrData, Util
 
 from ..backend.tango_devices import TangoDevice
 from ..core.devencoded import decode_frame
 from ..core.errors import ConductorError
+from ..pushed_values import PushedValues
 from .settings import SETTINGS
 from .specs import STATE_ATTRS, VIEW_ATTRS
 
@@ -57,6 +57,7 @@ def _count_until(count_now: Callable[[], int], target: Callable[[], int], deadli
 
 
 ACQUIRED = "nb_frames_acquired"
+BY_NAME = {spec.name: spec for spec in VIEW_ATTRS}
 
 
 class Monitor:
@@ -75,7 +76,9 @@ class Monitor:
         self._image_run = ""
         self._trigger_run = ""
         self._trigger_target = 0
-        self.cached: set[str] = set()
+        # scalars only: Tango's polling buffer cannot hold an empty spectrum (spectra,
+        # which change rarely, are read live)
+        self.values = PushedValues(device, [spec.name for spec in VIEW_ATTRS if not spec.max_dim_x])
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._loop())
@@ -103,8 +106,7 @@ class Monitor:
         while True:
             t0, cpu0 = time.monotonic(), time.process_time()
             try:
-                if not self.cached and not Util.instance().is_svr_starting():
-                    self._serve_reads_from_cache()
+                self.values.serve_from_buffer(lambda name: BY_NAME[name].read(device.view))
                 await system.poll()
                 self.observed = self.observed or system.observer.observed
                 device.refresh_view()
@@ -120,35 +122,6 @@ class Monitor:
             period = device.progress_event_period_ms / 1000 if system.running else IDLE_PERIOD_S
             self.period_s = max(period, min(self.tick_cpu_s / CPU_BUDGET, MAX_PERIOD_S))
             await self._wait(self.period_s - spent)
-
-    def _serve_reads_from_cache(self) -> None:
-        """Clients read the scalar view attributes from Tango's polling buffer, which the
-        monitor fills with each new value (polling "externally triggered": Tango never
-        reads them itself). A read then never meets an event push on the attribute's value,
-        which in a server whose requests are not serialised would leave the read without a
-        value. (Tango's polling buffer cannot hold an empty spectrum: spectra are read live.)"""
-        device = self.device
-        names = [spec.name for spec in VIEW_ATTRS if not spec.max_dim_x]
-        try:
-            admin = Util.instance().get_dserver_device()
-            for name in names:
-                try:
-                    admin.add_obj_polling(([0], [device.get_name(), "attribute", name]), False)
-                except DevFailed as exc:
-                    if exc.args[0].reason != "API_AlreadyPolled":  # kept across Init
-                        raise
-            for spec in VIEW_ATTRS:
-                if spec.name in names:
-                    device.fill_attr_polling_buffer(spec.name, TimedAttrData(spec.read(device.view)))
-            self.cached = set(names)
-        except DevFailed as exc:
-            self.cached = {""}  # not retried
-            logger.warning("reads served by the attributes (no polling buffer): %s", exc.args[0].desc)
-            for name in names:
-                try:
-                    admin.rem_obj_polling([device.get_name(), "attribute", name], False)
-                except DevFailed:
-                    pass
 
     async def _wait(self, delay: float) -> None:
         """Sleep until the next tick, or less when a device reports a change (events are
@@ -170,9 +143,9 @@ class Monitor:
             self.events += 1
             if name in ("State", "Status"):
                 self.device.push_change_event(name)
+            elif name in self.values.buffered:
+                self.values.push(name, value)
             else:
-                if name in self.cached:  # first: a client woken by the event reads this value
-                    self.device.fill_attr_polling_buffer(name, TimedAttrData(value))
                 self.device.push_change_event(name, value)
 
     def publish(self) -> None:

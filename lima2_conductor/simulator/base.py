@@ -16,6 +16,7 @@ from ..core.errors import ParamError
 from ..core.lima2 import LIMA_ERROR_REASON, lima_error
 from ..core.params import defaults_from_schema, parse_json_object, validate
 from ..core.state import DeviceState
+from ..pushed_values import PushedValues
 from ..request_thread import RequestThreadHooks
 from .clock import FrameClock
 from .schemas import acq_params_schema
@@ -56,6 +57,9 @@ class SimulatorDevice(RequestThreadHooks, Device):
     """Base of the simulated control and receiver devices."""
 
     green_mode = GreenMode.Asyncio
+    PUSHED: tuple[str, ...] = ("acq_state",)
+    """Attributes pushed with their values (change events); clients read them from the
+    polling buffer (see :mod:`lima2_conductor.pushed_values`)."""
 
     sensor_width = device_property(dtype=int, default_value=512, doc="Simulated sensor width (pixels)")
     sensor_height = device_property(dtype=int, default_value=512, doc="Simulated sensor height (pixels)")
@@ -73,11 +77,26 @@ class SimulatorDevice(RequestThreadHooks, Device):
         self._acq_params: dict[str, Any] = defaults_from_schema(self.acq_schema)
         self._clock: FrameClock | None = None
         self._task: asyncio.Task[None] | None = None
-        self.set_change_event("acq_state", True, False)
+        self.pushed = PushedValues(self, self.PUSHED)
+        for name in self.PUSHED:
+            self.set_change_event(name, True, False)
+        self._buffer_task = asyncio.ensure_future(self._serve_pushed_from_buffer())
         self.set_state(tango.DevState.ON)
         self.set_status("IDLE")
 
+    async def _serve_pushed_from_buffer(self) -> None:
+        """Once the server has started (Tango refuses polling changes before)."""
+        while not self.pushed.serve_from_buffer(self.pushed_value):
+            await asyncio.sleep(0.05)
+
+    def pushed_value(self, name: str) -> Any:
+        """The current value of a pushed attribute."""
+        if name == "acq_state":
+            return int(self._acq_state)
+        raise KeyError(name)
+
     async def delete_device(self) -> None:
+        self._buffer_task.cancel()
         if self._task is not None:
             self._task.cancel()
 
@@ -102,7 +121,7 @@ class SimulatorDevice(RequestThreadHooks, Device):
         self._acq_state = state
         self.set_status(state.name)
         self.set_state(tango.DevState.FAULT if state == DeviceState.FAULT else tango.DevState.ON)
-        self.push_change_event("acq_state", int(state))
+        self.pushed.push("acq_state", int(state))
 
     def require(self, *states: DeviceState, command: str) -> None:
         if self._acq_state not in states:

@@ -25,13 +25,14 @@ class LimaSimulatorControl(SimulatorDevice):
     async def init_device(self) -> None:
         await super().init_device()
         self._uuid = ""
-        self.set_change_event("nb_frames_acquired", True, False)
 
     # -- attributes ----------------------------------------------------------
     @attribute(dtype=int, doc="Frames produced by the detector in this acquisition", read_green_mode=False)
     def nb_frames_acquired(self) -> int:
-        """Answered in the request thread (a C++ device answers in microseconds; a hop
-        through this server's event loop would add milliseconds that no real system has)."""
+        """Answered in the request thread from the detector's clock (a C++ device answers
+        in microseconds; a hop through this server's event loop would add milliseconds
+        that no real system has). No change events: the count changes with every frame,
+        and a push would race with these reads (see :mod:`lima2_conductor.pushed_values`)."""
         return self._clock.produced() if self._clock else 0
 
     @attribute(dtype=str, doc="Detector information (JSON)")
@@ -129,22 +130,17 @@ class LimaSimulatorControl(SimulatorDevice):
         self._task = None
         if self._clock is not None:
             self._clock.stop()
-            self.push_change_event("nb_frames_acquired", self._clock.produced())
         self.set_acq_state(state)
 
     async def _run(self) -> None:
         clock = self._clock
         assert clock is not None
-        last = -1
         while True:
             n = clock.produced()
             if self._fail_at_frame >= 0 and n > self._fail_at_frame:
                 self._fail_at_frame = -1
                 self._end(DeviceState.FAULT)
                 return
-            if n != last and n - last >= max(1, int(0.05 / clock.period)):
-                self.push_change_event("nb_frames_acquired", n)
-                last = n
             if clock.complete():
                 self._end(DeviceState.IDLE)
                 return

@@ -47,6 +47,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
     control_device = device_property(
         dtype=str, default_value="", doc="Control device, followed in software trigger mode"
     )
+    PUSHED = ("acq_state", "nb_frames_xferred")
 
     async def init_device(self) -> None:
         await super().init_device()
@@ -60,7 +61,6 @@ class LimaSimulatorReceiver(SimulatorDevice):
         self._last_error = ""
         self._drop_finished = False
         self._control: Any = None
-        self.set_change_event("nb_frames_xferred", True, False)
         disk_space.WRITERS_PER_DISK = max(disk_space.WRITERS_PER_DISK, self.nb_receivers)
 
     # -- attributes ----------------------------------------------------------
@@ -76,6 +76,13 @@ class LimaSimulatorReceiver(SimulatorDevice):
     @attribute(dtype=int, doc="Frames received by this receiver in this acquisition")
     def nb_frames_xferred(self) -> int:
         return self._nb_xferred
+
+    def _set_xferred(self, n: int) -> None:
+        self._nb_xferred = n
+        self.pushed.push("nb_frames_xferred", n)
+
+    def pushed_value(self, name: str) -> Any:
+        return self._nb_xferred if name == "nb_frames_xferred" else super().pushed_value(name)
 
     @attribute(dtype=(str,), max_dim_x=1024, doc="UUIDs of the processing pipelines this receiver holds")
     def pipelines(self) -> list[str]:
@@ -136,7 +143,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
         self._devices[uuid] = device
         self._current = pipeline
         self._clock = FrameClock(acq)
-        self._nb_xferred = 0
+        self._set_xferred(0)
         self.set_acq_state(DeviceState.PREPARED)
 
     @command
@@ -240,8 +247,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
                         mine = mine[mine < k]
                         failed = True
                     if len(mine):
-                        self._nb_xferred += len(mine)
-                        self.push_change_event("nb_frames_xferred", self._nb_xferred)
+                        self._set_xferred(self._nb_xferred + len(mine))
                         await asyncio.to_thread(pipeline.process, mine, lambda: self._stop)
                     if failed:
                         fault = f"simulated failure at frame {k} (fault knob)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from pathlib import Path
 
@@ -85,6 +86,52 @@ def test_stop_leaves_receivers_idle_and_the_control_stopped(devices) -> None:
     wait_for(lambda: all(r.acq_state != DeviceState.RUNNING for r in rcvs), 10, "receivers stopped")
     assert [r.acq_state for r in rcvs] == [DeviceState.IDLE] * 2
     assert ctl.acq_state == DeviceState.STOPPED
+
+
+def test_reads_of_pushed_attributes_come_from_the_buffer_and_never_fail(devices) -> None:
+    """``acq_state`` and ``nb_frames_xferred`` are pushed with their values: clients read
+    them from Tango's polling buffer (filled by each push), so a read never meets a push
+    (in a server whose requests are not serialised it would find no value)."""
+    ctl, rcvs = devices
+    for d, names in ((ctl, ["acq_state"]), *((r, ["acq_state", "nb_frames_xferred"]) for r in rcvs)):
+        for name in names:
+            assert d.is_attribute_polled(name), (d.dev_name(), name)
+            assert d.get_attribute_poll_period(name) == 0, (d.dev_name(), name)  # externally filled
+    failures: list[str] = []
+    reads = [0]
+    done = threading.Event()
+
+    def read(device: str, name: str) -> None:
+        proxy = tango.DeviceProxy(device)
+        while not done.is_set():
+            try:
+                proxy.read_attribute(name)
+                reads[0] += 1
+            except tango.DevFailed as exc:
+                failures.append(f"{device}/{name}: {exc.args[0].reason}")
+
+    targets = [(CONTROL, "acq_state"), (CONTROL, "nb_frames_acquired"), (receiver_name(0), "nb_frames_xferred")]
+    threads = [threading.Thread(target=read, args=t) for t in targets]
+    for t in threads:
+        t.start()
+    try:
+        acq = defaults_from_schema(schema("LimaSimulatorControl", "acq_params"))
+        acq["acq"].update(nb_frames=100, expo_time=500)
+        proc = defaults_from_schema(schema("LimaProcessingLegacy", "proc_params"))
+        for _ in range(5):
+            prepare(ctl, rcvs, acq, proc)
+            assert [d.acq_state for d in (ctl, *rcvs)] == [DeviceState.PREPARED] * 3  # the buffer follows
+            assert [r.nb_frames_xferred for r in rcvs] == [0, 0]
+            for d in (*rcvs, ctl):
+                d.Start()
+            wait_for(lambda: all(d.acq_state == DeviceState.IDLE for d in (ctl, *rcvs)), 20, "end of acquisition")
+            assert [r.nb_frames_xferred for r in rcvs] == [50, 50]
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert reads[0] > 0
+    assert failures == []
 
 
 @pytest.mark.parametrize(
