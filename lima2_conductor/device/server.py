@@ -11,6 +11,7 @@ from tango import GreenMode
 from tango.server import run
 
 from ..backend.tango_devices import UNSUBSCRIBER
+from ..frame_memory import keep_freed_frames
 from .conductor import Lima2Conductor
 from .logs import FORMAT, level_from_args
 
@@ -25,6 +26,7 @@ EXIT_DRAIN_S = 3.0
 def main(argv: list[str] | None = None) -> None:
     faulthandler.enable()  # a crash in a C library prints the Python stack to the log
     sys.setswitchinterval(GIL_SWITCH_S)
+    keep_freed_frames()  # frames relayed by GetFrame reuse the memory of the previous ones
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=level_from_args(args), format=FORMAT)
     run((Lima2Conductor,), args=[SERVER_NAME, *args], green_mode=GreenMode.Asyncio)
