@@ -15,7 +15,8 @@ So the attributes pushed with a value are polled "externally triggered" (period 
 never reads them itself), and each push first fills the polling buffer. A client read is
 then answered from the buffer and never touches the object that the push uses. Every
 change of such an attribute must go through :meth:`PushedValues.push`, since the buffer is
-what clients read.
+what clients read. (A client that asks for the device itself as source, ``DevSource.DEV``,
+bypasses the buffer and the protection.)
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class PushedValues:
     def serve_from_buffer(self, current: Callable[[str], Any]) -> bool:
         """Poll the attributes externally and fill the buffer with ``current(name)``; once
         the server has started (Tango refuses polling changes before). True when done or
-        given up, False when it is too early (call again later)."""
+        given up (the attributes are then read live), False when it is too early (call
+        again later)."""
         if self.decided:
             return True
         if Util.instance().is_svr_starting():
@@ -50,6 +52,7 @@ class PushedValues:
         device = self.device
         admin = Util.instance().get_dserver_device()
         try:
+            values = {name: current(name) for name in self.names}
             for name in self.names:
                 try:
                     admin.add_obj_polling(([0], [device.get_name(), "attribute", name]), False)
@@ -57,10 +60,12 @@ class PushedValues:
                     if exc.args[0].reason != "API_AlreadyPolled":  # polling is kept across Init
                         raise
                 # at once: until the buffer has a value, a read of the attribute fails
-                device.fill_attr_polling_buffer(name, TimedAttrData(current(name)))
+                device.fill_attr_polling_buffer(name, TimedAttrData(values[name]))
                 self.buffered.add(name)
-        except DevFailed as exc:
-            logger.warning("%s: reads served by the attributes, not a buffer: %s", device.get_name(), exc.args[0].desc)
+        except Exception as exc:  # noqa: BLE001 - reads stay live, the device keeps working
+            reason = exc.args[0].desc if isinstance(exc, DevFailed) else repr(exc)
+            logger.warning("%s: reads served by the attributes, not a buffer: %s", device.get_name(), reason)
+            self.buffered.clear()
             for name in self.names:
                 try:
                     admin.rem_obj_polling([device.get_name(), "attribute", name], False)
@@ -70,7 +75,13 @@ class PushedValues:
 
     def push(self, name: str, value: Any) -> None:
         """Publish a new value: into the buffer first (a client woken by the event reads
-        this value), then as a change event. From the event loop's thread only."""
+        this value), then as a change event. From the event loop's thread only. When the
+        buffer refuses it (its polling was removed from outside, by an operator), the
+        attribute is read live from then on, and the event still goes out."""
         if name in self.buffered:
-            self.device.fill_attr_polling_buffer(name, TimedAttrData(value))
+            try:
+                self.device.fill_attr_polling_buffer(name, TimedAttrData(value))
+            except DevFailed as exc:
+                self.buffered.discard(name)
+                logger.warning("%s/%s: read live from now on: %s", self.device.get_name(), name, exc.args[0].desc)
         self.device.push_change_event(name, value)

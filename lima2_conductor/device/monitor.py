@@ -57,6 +57,7 @@ def _count_until(count_now: Callable[[], int], target: Callable[[], int], deadli
 
 
 ACQUIRED = "nb_frames_acquired"
+IMAGE_READY = "last_image_ready"
 BY_NAME = {spec.name: spec for spec in VIEW_ATTRS}
 
 
@@ -78,7 +79,7 @@ class Monitor:
         self._trigger_target = 0
         # scalars only: Tango's polling buffer cannot hold an empty spectrum (spectra,
         # which change rarely, are read live)
-        self.values = PushedValues(device, [spec.name for spec in VIEW_ATTRS if not spec.max_dim_x])
+        self.values = PushedValues(device, [*(spec.name for spec in VIEW_ATTRS if not spec.max_dim_x), IMAGE_READY])
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._loop())
@@ -106,7 +107,7 @@ class Monitor:
         while True:
             t0, cpu0 = time.monotonic(), time.process_time()
             try:
-                self.values.serve_from_buffer(lambda name: BY_NAME[name].read(device.view))
+                self.values.serve_from_buffer(self._current)
                 await system.poll()
                 self.observed = self.observed or system.observer.observed
                 device.refresh_view()
@@ -122,6 +123,11 @@ class Monitor:
             period = device.progress_event_period_ms / 1000 if system.running else IDLE_PERIOD_S
             self.period_s = max(period, min(self.tick_cpu_s / CPU_BUDGET, MAX_PERIOD_S))
             await self._wait(self.period_s - spent)
+
+    def _current(self, name: str) -> Any:
+        """The value a buffered attribute has now."""
+        device = self.device
+        return device.image_idx if name == IMAGE_READY else BY_NAME[name].read(device.view)
 
     async def _wait(self, delay: float) -> None:
         """Sleep until the next tick, or less when a device reports a change (events are
@@ -143,10 +149,8 @@ class Monitor:
             self.events += 1
             if name in ("State", "Status"):
                 self.device.push_change_event(name)
-            elif name in self.values.buffered:
-                self.values.push(name, value)
             else:
-                self.device.push_change_event(name, value)
+                self.values.push(name, value)
 
     def publish(self) -> None:
         """Push change events for every attribute whose value changed: progress and data
@@ -245,4 +249,4 @@ class Monitor:
             device.image = frame[0].astype(numpy.float32)
             device.image_idx = int(idx)
             device.push_change_event("last_image", device.image)
-            device.push_change_event("last_image_ready", device.image_idx)
+            self._push(IMAGE_READY, device.image_idx)

@@ -26,9 +26,10 @@ EXIT_DRAIN_S = 3.0
 def main(argv: list[str] | None = None) -> None:
     faulthandler.enable()  # a crash in a C library prints the Python stack to the log
     sys.setswitchinterval(GIL_SWITCH_S)
-    keep_freed_frames()  # frames relayed by GetFrame reuse the memory of the previous ones
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=level_from_args(args), format=FORMAT)
+    if not keep_freed_frames():  # frames relayed by GetFrame reuse the memory of the previous ones
+        logging.getLogger(__name__).info("not glibc: freed frame memory is managed by the C library's defaults")
     run((Lima2Conductor,), args=[SERVER_NAME, *args], green_mode=GreenMode.Asyncio)
     if not UNSUBSCRIBER.drain(EXIT_DRAIN_S):  # the devices' delete_device ended their subscriptions
         logging.getLogger(__name__).warning("event subscriptions still ending at exit: leaving without waiting")

@@ -94,8 +94,8 @@ def test_reads_of_pushed_attributes_come_from_the_buffer_and_never_fail(devices)
     (in a server whose requests are not serialised it would find no value)."""
     ctl, rcvs = devices
     for d, names in ((ctl, ["acq_state"]), *((r, ["acq_state", "nb_frames_xferred"]) for r in rcvs)):
-        for name in names:
-            assert d.is_attribute_polled(name), (d.dev_name(), name)
+        for name in names:  # set up by each device once its server has started
+            wait_for(lambda d=d, name=name: d.is_attribute_polled(name), 10, f"{d.dev_name()}/{name} polled")
             assert d.get_attribute_poll_period(name) == 0, (d.dev_name(), name)  # externally filled
     failures: list[str] = []
     reads = [0]
@@ -126,12 +126,41 @@ def test_reads_of_pushed_attributes_come_from_the_buffer_and_never_fail(devices)
                 d.Start()
             wait_for(lambda: all(d.acq_state == DeviceState.IDLE for d in (ctl, *rcvs)), 20, "end of acquisition")
             assert [r.nb_frames_xferred for r in rcvs] == [50, 50]
+        acq["acq"].update(nb_frames=0, expo_time=100)  # endless, fast: thousands of pushes
+        prepare(ctl, rcvs, acq, proc)
+        for d in (*rcvs, ctl):
+            d.Start()
+        wait_for(lambda: all(r.nb_frames_xferred >= 3000 for r in rcvs), 30, "3000 frames on each receiver")
+        for d in (ctl, *rcvs):
+            d.Stop()
+        wait_for(lambda: all(r.acq_state != DeviceState.RUNNING for r in rcvs), 10, "receivers stopped")
     finally:
         done.set()
         for t in threads:
             t.join()
     assert reads[0] > 0
     assert failures == []
+
+
+def test_an_operator_removing_the_polling_loses_nothing(devices) -> None:
+    """Polling removed from outside (Jive, the admin device): the device keeps working and
+    its attribute is read live; Init serves it from the buffer again."""
+    ctl, rcvs = devices
+    wait_for(lambda: ctl.is_attribute_polled("acq_state"), 10, "acq_state polled")
+    tango.DeviceProxy(ctl.adm_name()).RemObjPolling([ctl.dev_name(), "attribute", "acq_state"])
+    try:
+        acq = defaults_from_schema(schema("LimaSimulatorControl", "acq_params"))
+        acq["acq"].update(nb_frames=20, expo_time=1000)
+        prepare(ctl, rcvs, acq, defaults_from_schema(schema("LimaProcessingLegacy", "proc_params")))
+        assert ctl.acq_state == DeviceState.PREPARED
+        for d in (*rcvs, ctl):
+            d.Start()
+        wait_for(lambda: all(d.acq_state == DeviceState.IDLE for d in (ctl, *rcvs)), 20, "end of acquisition")
+        assert ctl.nb_frames_acquired == 20
+    finally:
+        ctl.Init()
+    wait_for(lambda: ctl.is_attribute_polled("acq_state"), 10, "acq_state polled again")
+    assert ctl.acq_state == DeviceState.IDLE
 
 
 @pytest.mark.parametrize(
