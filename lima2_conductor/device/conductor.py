@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
@@ -64,6 +65,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     # -- life cycle ------------------------------------------------------------------
     async def init_device(self) -> None:
         """Never raises: a configuration error is FAULT with a Status saying why."""
+        t0 = time.monotonic()
         await super().init_device()
         self.set_state(DevState.INIT)
         self.set_status("Initialising: observing the Lima2 devices")
@@ -91,6 +93,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
             logger.error("init failed: %s", traceback.format_exc())
             self.set_state(DevState.FAULT)
             self.set_status(self.init_error)
+        logger.info("init_device done in %.1f ms", 1000 * (time.monotonic() - t0))
 
     def make_system(self) -> AcquisitionSystem:
         """The core over Tango backends (tests replace this to run the device on fakes)."""
@@ -110,11 +113,14 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         )
 
     async def delete_device(self) -> None:
-        logs.detach(self.log_handler)
+        t0 = time.monotonic()
+        logger.info("delete_device: stopping the monitor")
         if self.monitor is not None:
             await self.monitor.stop()
         if getattr(self, "system", None) is not None:
             self.system.release()  # no event subscription outlives the system that made it
+        logger.info("delete_device done in %.1f ms", 1000 * (time.monotonic() - t0))
+        logs.detach(self.log_handler)
 
     def _initialise_write_values(self) -> None:
         """Memorized settings show their current value as the set point (not "not initialised")."""

@@ -317,18 +317,27 @@ def test_a_full_disk_leaves_readable_files_and_servers_that_exit_cleanly(small_d
         assert c.run_state == "FAULT"
         assert "space" in " ".join(c.errors).lower()
 
+        seen: dict[str, object] = {}
+
         def files_hold_every_saved_frame() -> bool:
             """Once the receivers have closed their files (the healthy one drains first)."""
             saved = 0
+            seen.clear()
             try:
                 for path in sorted(small_disk.glob("lima2_*.h5")):
                     with h5py.File(path, "r", locking=False) as f:
-                        saved += f["entry_0000/instrument/detector/data"].shape[0]
-            except (OSError, KeyError):
+                        seen[path.name] = n = f["entry_0000/instrument/detector/data"].shape[0]
+                        saved += n
+            except (OSError, KeyError) as exc:
+                seen["error"] = repr(exc)
                 return False  # a file still open for writing
-            return saved > 0 and saved == c.nb_frames_saved
+            seen["counted"] = counted = c.nb_frames_saved
+            return saved > 0 and saved == counted
 
-        wait_for(files_hold_every_saved_frame, 15, "readable files holding every frame counted saved")
+        try:
+            wait_for(files_hold_every_saved_frame, 15, "readable files holding every frame counted saved")
+        except TimeoutError:
+            raise AssertionError(f"files and count disagree: {seen}; conductor errors: {list(c.errors)}") from None
         system.processes.pop(layout.conductor_instance).stop()
         codes, logs = {}, {}
         for i in range(layout.nb_receivers):
