@@ -50,6 +50,7 @@ class Observer:
         self._checkpoint_at = 0.0
         self._checkpoint_saved: list[int] = []
         self._draining: Run | None = None
+        self._answered: list[bool] = []  # processing devices that answered the last progress read
         self.wake = asyncio.Event()
         self._watched_run: Run | None = None
         self._watching: asyncio.Task[Any] | None = None
@@ -161,6 +162,7 @@ class Observer:
         # that does not answer holds a thread until its timeout, and piling them up tick
         # after tick would starve every other call; its rows wait on the device.
         answered = [reply is not default for reply, default in zip(replies, defaults, strict=True)]
+        self._answered = answered
         try:
             await run.pipeline.fetch(lambda d, action, coro: call(d, action, coro, t), answered)
         except ConductorError as exc:
@@ -249,7 +251,12 @@ class Observer:
         ]
         ended = all(self.device_states.get(r) != DeviceState.RUNNING for r in run.receivers)
         finished = all(run.proc_finished[i] for i in healthy if i < len(run.proc_finished))
-        if (ended and finished) or s.clock() - run.last_change > DRAIN_S:
+        # the saved counts are final only if read after the end: from every device that can answer
+        answered = all(
+            ok or self.device_states.get(r) == DeviceState.OFFLINE
+            for r, ok in zip(run.receivers, self._answered, strict=False)
+        )
+        if (ended and finished and answered) or s.clock() - run.last_change > DRAIN_S:
             self._draining = None
             run.ending = True
             await self._write_master(run)

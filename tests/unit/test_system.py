@@ -425,3 +425,31 @@ def test_reduced_data_in_global_order() -> None:
         assert list(got["frame_idx"]) == list(range(10)) and list(got["sum"]) == [10.0 * i for i in range(10)]
 
     run(scenario())
+
+
+def test_after_a_failure_the_master_file_waits_for_counts_read_after_the_end(tmp_path: Path) -> None:
+    """Every receiver failed: the master file is written from saved counts read after the
+    failure, not from a progress read that one processing device did not answer."""
+
+    async def scenario() -> None:
+        f = FakeSystem()
+        s = f.system
+        await s.prepare({"processing": {"saving": {"enabled": True, "base_path": str(tmp_path)}}})
+        await s.start()
+        for p in f.procs:
+            p.processed = p.saved = 2
+        await s.poll()
+        for r in f.rcvs:
+            r.state = D.FAULT
+        for p in f.procs:
+            p.processed = p.saved = 4  # their last frames, counted before they reported FAULT
+        f.procs[1].hung = True  # does not answer the reads made after the failure
+        await s.poll()  # the run fails
+        assert s.run_state == RunState.FAULT
+        await s.poll()  # draining: one count was not read
+        assert s.run is not None and not s.run.master_file
+        f.procs[1].hung = False
+        await s.poll()
+        assert s.run.master_file and s.run.timings["master_file_frames"] == 8
+
+    run(scenario())
