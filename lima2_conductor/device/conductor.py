@@ -18,7 +18,8 @@ import tango
 from tango import DevState, GreenMode
 from tango.server import Device, attribute, command, device_property
 
-from ..backend.tango_devices import BlockingProxies, TangoControl, TangoReceiver, check_database, find_processing
+from ..backend.frame_fetch import FrameFetcher
+from ..backend.tango_devices import TangoControl, TangoReceiver, check_database, find_processing
 from ..core.errors import ConductorError, ParamError
 from ..core.params import parse_json_object, settings_overrides
 from ..core.state import RunState
@@ -80,7 +81,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         self.monitor: Monitor | None = None
         self.log_handler = logs.attach(self)
         self.loop = asyncio.get_running_loop()
-        self.frame_proxies = BlockingProxies(self.device_timeout_ms)
+        self.frames = FrameFetcher(self.device_timeout_ms)
         for name in ("State", "Status"):  # the others declare their events
             self.set_change_event(name, True, False)
         self._initialise_write_values()
@@ -119,6 +120,8 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
             await self.monitor.stop()
         if getattr(self, "system", None) is not None:
             self.system.release()  # no event subscription outlives the system that made it
+        if getattr(self, "frames", None) is not None:
+            self.frames.close()
         logger.info("delete_device done in %.1f ms", 1000 * (time.monotonic() - t0))
         logs.detach(self.log_handler)
 

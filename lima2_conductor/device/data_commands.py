@@ -42,11 +42,12 @@ class DataCommands:
         cmd_green_mode=False,
     )
     @tango_errors
-    def GetFrame(self, argin: Any) -> tuple[str, bytes]:
+    def GetFrame(self, argin: Any) -> tuple[str, bytes | bytearray]:
         """Served in the calling Tango thread: a frame that the cached counters place on a
-        processing device is asked of that device at once, its DevEncoded passed through;
-        anything else (``-1``, a frame newer than the counters, one no longer in the
-        device's buffer but in its file, ``:dense``) takes the event loop's full path."""
+        processing device is asked of that device at once, its DevEncoded passed through
+        (:mod:`lima2_conductor.backend.frame_fetch`); anything else (``-1``, a frame newer
+        than the counters, one no longer in the device's buffer but in its file,
+        ``:dense``) takes the event loop's full path."""
         ints, strs = _long_string(argin, 1, "GetFrame")
         _check_index(ints[0])
         idx, source = int(ints[0]), strs[0] if strs else "frame"
@@ -54,8 +55,7 @@ class DataCommands:
         where = cached_where(run, idx, source) if run is not None else None
         if where is not None:
             try:
-                proxy = self.frame_proxies.get(run.uuid, where["processing_device"])  # type: ignore[union-attr]
-                return tuple(proxy.command_inout(where["command"], idx))  # type: ignore[return-value]
+                return self.frames.fetch(run.uuid, where["processing_device"], where["command"], idx)  # type: ignore[union-attr,return-value]
             except tango.DevFailed:
                 pass  # the full path says why, or reads the frame from its file
         return self.in_loop(self.core.get_frame(idx, source))
@@ -126,6 +126,7 @@ class DataCommands:
                 "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)) if started else "",
                 "timings": {**s.timings, **(run.timings if run else {})},
                 "monitor": self.monitor.stats() if self.monitor else {},
+                "frame_calls": self.frames.stats(),
                 "errors": s.errors,
                 "history": s.history,
             }

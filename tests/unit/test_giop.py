@@ -1,0 +1,344 @@
+"""The GIOP client of the frame getters: IORs, requests, replies in both byte orders and
+in fragments, device errors, and connections a server closes or abandons (a scripted
+GIOP peer on a local socket; the real servers are in tests/integration/test_frame_fetch.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from lima2_conductor.backend import giop
+
+KEY = b"\x14\x01\x0fNUP\x00\x00\x00\x17"
+
+
+class Writer:
+    """CDR in either byte order, alignment counted from the start of the buffer."""
+
+    def __init__(self, little: bool = True) -> None:
+        self.buf = bytearray()
+        self.order = "<" if little else ">"
+
+    def align(self, n: int) -> Writer:
+        self.buf += bytes(-len(self.buf) % n)
+        return self
+
+    def pack(self, fmt: str, *values: int) -> Writer:
+        self.align(struct.calcsize(fmt[0]))
+        self.buf += struct.pack(self.order + fmt, *values)
+        return self
+
+    def raw(self, data: bytes) -> Writer:
+        self.buf += data
+        return self
+
+    def string(self, text: str) -> Writer:
+        data = text.encode() + b"\0"
+        return self.pack("I", len(data)).raw(data)
+
+    def octets(self, data: bytes) -> Writer:
+        return self.pack("I", len(data)).raw(data)
+
+
+def encapsulation(little: bool, fill: Callable[[Writer], object]) -> bytes:
+    w = Writer(little).raw(b"\x01" if little else b"\x00")
+    fill(w)
+    return bytes(w.buf)
+
+
+def ior(host: str, port: int, key: bytes, little: bool = True, other_profile_first: bool = True) -> str:
+    def iiop(w: Writer) -> None:
+        w.raw(b"\x01\x02").string(host).pack("H", port).octets(key).pack("I", 0)
+
+    w = Writer(little).raw(b"\x01" if little else b"\x00").string("IDL:Tango/Device_6:1.0")
+    profiles = [(0, encapsulation(not little, iiop))]
+    if other_profile_first:
+        profiles.insert(0, (1, b"\x01\x00\x00\x00\x00\x00\x00\x00"))
+    w.pack("I", len(profiles))
+    for tag, body in profiles:
+        w.pack("I", tag).octets(body)
+    return "IOR:" + w.buf.hex()
+
+
+def reply(
+    request_id: int,
+    body: Callable[[Writer], object],
+    status: int = giop.NO_EXCEPTION,
+    little: bool = True,
+    contexts: int = 0,
+) -> bytearray:
+    w = Writer(little).raw(b"GIOP\x01\x02" + bytes((int(little), giop.REPLY)) + bytes(4))
+    w.pack("II", request_id, status).pack("I", contexts)
+    for i in range(contexts):
+        w.pack("I", 7 + i).octets(b"\x01ctx")
+    w.align(8)
+    body(w)
+    struct.pack_into(w.order + "I", w.buf, 8, len(w.buf) - 12)
+    return w.buf
+
+
+def encoded(fmt: str, data: bytes, struct_id: str = giop.DEV_ENCODED_ID) -> Callable[[Writer], object]:
+    def body(w: Writer) -> None:
+        little = w.order == "<"
+
+        def tc(e: Writer) -> None:
+            e.string(struct_id).string("DevEncoded").pack("I", 2)
+
+        w.pack("I", giop.TK_STRUCT).octets(encapsulation(little, tc)).string(fmt).octets(data)
+
+    return body
+
+
+def dev_failed(*errors: tuple[str, int, str, str]) -> Callable[[Writer], object]:
+    def body(w: Writer) -> None:
+        w.string(giop.DEV_FAILED_ID).pack("I", len(errors))
+        for reason, severity, desc, origin in errors:
+            w.string(reason).pack("I", severity).string(desc).string(origin)
+
+    return body
+
+
+def fragmented(message: bytearray, request_id: int, cut: int) -> list[bytes]:
+    """``message`` as a first part of ``cut`` bytes (a multiple of 8) and a Fragment."""
+    little = bool(message[6] & 1)
+    order = "<" if little else ">"
+    first = bytearray(message[:cut])
+    first[6] |= giop.MORE_FRAGMENTS
+    struct.pack_into(order + "I", first, 8, cut - 12)
+    rest = message[cut:]
+    frag = bytearray(b"GIOP\x01\x02" + bytes((int(little), giop.FRAGMENT))) + struct.pack(order + "I", 4 + len(rest))
+    frag += struct.pack(order + "I", request_id) + rest
+    return [bytes(first), bytes(frag)]
+
+
+# -- IOR and request ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("little", [True, False])
+def test_the_iiop_profile_is_read_from_an_ior_in_either_byte_order(little: bool) -> None:
+    assert giop.parse_ior(ior("192.0.2.7", 40123, KEY, little)) == giop.IiopProfile("192.0.2.7", 40123, KEY)
+
+
+@pytest.mark.parametrize(
+    "text", ["corbaloc::host:1/x", "IOR:zz", "IOR:" + ior("h", 1, KEY, other_profile_first=False)[4:40]]
+)
+def test_a_bad_ior_is_a_wire_error(text: str) -> None:
+    with pytest.raises(giop.WireError):
+        giop.parse_ior(text)
+
+
+def test_an_ior_without_an_iiop_profile_is_a_wire_error() -> None:
+    w = Writer().raw(b"\x01").string("IDL:Tango/Device_6:1.0").pack("I", 1).pack("I", 1).octets(b"\x01\0\0\0")
+    with pytest.raises(giop.WireError, match="IIOP"):
+        giop.parse_ior("IOR:" + w.buf.hex())
+
+
+@pytest.mark.parametrize(("arg_type", "value"), [(3, -5), (23, 2**40), (7, 7), (24, 2**63)])
+def test_a_request_carries_the_command_its_typed_argument_and_the_client_pid(arg_type: int, value: int) -> None:
+    message = giop.encode_request(9, KEY, "getFrame", arg_type, value)
+    little, flags, kind, size = giop.header(message)
+    assert (little, flags, kind, size) == (True, 1, giop.REQUEST, len(message) - 12)
+    r = giop.CdrReader(message, 12, True)
+    assert r.ulong() == 9
+    assert bytes(message[r.take(4) : r.offset]) == b"\x03\0\0\0"
+    assert r.unpack("h") == 0
+    start, n = r.octets()
+    assert message[start : start + n] == KEY
+    assert r.string() == "command_inout_4"
+    assert r.ulong() == 0
+    r.align(8)
+    kind_tc, fmt = giop.INTEGER_ARGS[arg_type]
+    assert (r.string(), r.ulong(), r.unpack(fmt)) == ("getFrame", kind_tc, value)
+    assert (r.ulong(), r.ulong(), r.ulong()) == (giop.CACHE_DEV, giop.CPP, os.getpid())
+    assert r.offset == len(message)
+
+
+def test_a_request_with_an_argument_type_it_cannot_send_is_a_wire_error() -> None:
+    with pytest.raises(giop.WireError):
+        giop.encode_request(1, KEY, "getFrame", 8, 1)  # DevString
+
+
+# -- replies ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("little", [True, False])
+@pytest.mark.parametrize("contexts", [0, 2])
+def test_the_devencoded_of_a_reply_is_its_format_and_its_bytes(little: bool, contexts: int) -> None:
+    data = bytes(range(256)) * 5 + b"tail"
+    message = reply(4, encoded("DATA_ARRAY", data), little=little, contexts=contexts)
+    fmt, out = giop.decode_encoded_reply(message, 4)
+    assert (fmt, bytes(out)) == ("DATA_ARRAY", data)
+    assert isinstance(out, bytearray)
+
+
+def test_a_devfailed_reply_is_the_devices_error_stack() -> None:
+    errors = [("LIMA_Error", 1, "frame 99 not available", "getFrame"), ("API_CommandFailed", 1, "failed", "cmd")]
+    with pytest.raises(giop.DeviceRefused) as info:
+        giop.decode_encoded_reply(reply(1, dev_failed(*errors), giop.USER_EXCEPTION), 1)
+    assert info.value.errors == errors
+
+
+@pytest.mark.parametrize(
+    ("message", "match"),
+    [
+        (reply(1, lambda w: w.string("IDL:omg.org/CORBA/TRANSIENT:1.0").pack("II", 2, 1), 2), "TRANSIENT"),
+        (reply(1, lambda w: w.string("IDL:Tango/MultiDevFailed:1.0"), giop.USER_EXCEPTION), "MultiDevFailed"),
+        (reply(1, lambda w: None, 3), "status 3"),
+        (reply(1, encoded("X", b"", "IDL:Tango/DevVarLongStringArray:1.0")), "not a DevEncoded"),
+        (reply(1, lambda w: w.pack("I", 23).align(8).pack("q", 5)), "not a struct"),
+        (reply(2, encoded("X", b"abc")), "another request"),
+        (reply(1, encoded("X", b"abc"))[:-2], "ends early"),
+    ],
+)
+def test_any_other_reply_is_a_wire_error(message: bytearray, match: str) -> None:
+    with pytest.raises(giop.WireError, match=match):
+        giop.decode_encoded_reply(message, 1)
+
+
+# -- connections over a scripted peer ----------------------------------------------------
+
+
+class Peer:
+    """A GIOP server on a local socket that answers each request as scripted: the byte
+    strings to send (or a function of the request id giving them), a final ``None`` to
+    close the connection after them, or ``"close"`` to close it without answering."""
+
+    def __init__(self, script: list[object]) -> None:
+        self.script = script
+        self.requests: list[tuple[int, int]] = []  # (connection number, request id)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn_no = 0
+        while self.script:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            conn_no += 1
+            with conn:
+                while self.script:
+                    head = _recv(conn, 12)
+                    if head is None:
+                        break
+                    body = _recv(conn, giop.header(head)[3])
+                    assert body is not None
+                    request_id = struct.unpack_from("<I", body)[0]
+                    self.requests.append((conn_no, request_id))
+                    step = self.script.pop(0)
+                    parts = [None] if step == "close" else step(request_id) if callable(step) else step
+                    for part in parts:  # type: ignore[union-attr]
+                        if part is None:
+                            break
+                        conn.sendall(part)
+                    if parts and parts[-1] is None:  # type: ignore[index]
+                        break
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def _recv(conn: socket.socket, n: int) -> bytes | None:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+@pytest.fixture
+def route() -> Iterator[Callable[[list[object]], tuple[giop.Route, Peer]]]:
+    peers: list[Peer] = []
+
+    def make(script: list[object]) -> tuple[giop.Route, Peer]:
+        peer = Peer(script)
+        peers.append(peer)
+        return giop.Route(giop.IiopProfile("127.0.0.1", peer.port, KEY), 23), peer
+
+    yield make
+    for p in peers:
+        p.close()
+
+
+def answer(data: bytes, cut: int = 0) -> Callable[[int], list[bytes]]:
+    def parts(request_id: int) -> list[bytes]:
+        message = reply(request_id, encoded("DATA_ARRAY", data))
+        return fragmented(message, request_id, cut) if cut else [bytes(message)]
+
+    return parts
+
+
+def test_a_fragmented_reply_is_put_back_together(route: Callable[[list[object]], tuple[giop.Route, Peer]]) -> None:
+    data = os.urandom(100_000)
+    r, _peer = route([answer(data, cut=8 * 6000)])
+    pool = giop.ConnectionPool(5)
+    assert pool.command_encoded(r, "getFrame", 3) == ("DATA_ARRAY", data)
+    pool.close()
+
+
+def test_calls_reuse_the_connection(route: Callable[[list[object]], tuple[giop.Route, Peer]]) -> None:
+    r, peer = route([answer(b"one"), answer(b"two")])
+    pool = giop.ConnectionPool(5)
+    assert [pool.command_encoded(r, "getFrame", i)[1] for i in (1, 2)] == [b"one", b"two"]
+    assert peer.requests == [(1, 1), (1, 2)]
+    pool.close()
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_once(
+    route: Callable[[list[object]], tuple[giop.Route, Peer]],
+) -> None:
+    close_connection = [b"GIOP\x01\x02\x01\x05\0\0\0\0"]
+    r, peer = route([answer(b"one"), close_connection, answer(b"two")])
+    pool = giop.ConnectionPool(5)
+    assert pool.command_encoded(r, "getFrame", 1)[1] == b"one"
+    assert pool.command_encoded(r, "getFrame", 2)[1] == b"two"
+    assert [c for c, _ in peer.requests] == [1, 1, 2]
+    pool.close()
+
+
+def test_a_new_connection_closed_without_an_answer_is_not_tried_again(
+    route: Callable[[list[object]], tuple[giop.Route, Peer]],
+) -> None:
+    r, peer = route(["close", answer(b"never")])
+    pool = giop.ConnectionPool(5)
+    with pytest.raises(giop.ConnectionClosed):
+        pool.command_encoded(r, "getFrame", 1)
+    assert len(peer.requests) == 1
+
+
+def test_a_reply_cut_in_the_middle_is_a_wire_error(route: Callable[[list[object]], tuple[giop.Route, Peer]]) -> None:
+    r, _peer = route([lambda rid: [bytes(reply(rid, encoded("X", bytes(5000))))[:3000], None]])
+    pool = giop.ConnectionPool(5)
+    with pytest.raises(giop.WireError, match="middle"):
+        pool.command_encoded(r, "getFrame", 1)
+
+
+def test_a_device_error_keeps_the_connection(route: Callable[[list[object]], tuple[giop.Route, Peer]]) -> None:
+    refused = [("LIMA_Error", 1, "not available", "getFrame")]
+    r, peer = route([lambda rid: [bytes(reply(rid, dev_failed(*refused), giop.USER_EXCEPTION))], answer(b"ok")])
+    pool = giop.ConnectionPool(5)
+    with pytest.raises(giop.DeviceRefused):
+        pool.command_encoded(r, "getFrame", 1)
+    assert pool.command_encoded(r, "getFrame", 2)[1] == b"ok"
+    assert [c for c, _ in peer.requests] == [1, 1]
+    pool.close()
+
+
+def test_a_server_that_does_not_answer_times_out(route: Callable[[list[object]], tuple[giop.Route, Peer]]) -> None:
+    r, peer = route([[], answer(b"late")])  # the first request gets nothing back
+    pool = giop.ConnectionPool(0.3)
+    with pytest.raises(TimeoutError):
+        pool.command_encoded(r, "getFrame", 1)
+    assert pool.command_encoded(r, "getFrame", 2)[1] == b"late"  # on a new connection
+    assert [c for c, _ in peer.requests] == [1, 2]
+    pool.close()
