@@ -2,8 +2,8 @@
 
 The conductor relays frames without looking at them. Through pytango, a DevEncoded is
 copied twice on its way into Python, the first time byte by byte (cppTango's
-``DeviceData::operator>>(DevEncoded&)``): for a 0.5 MB frame that was most of the
-conductor's share of a ``GetFrame`` (see ``docs/design.rst``, "Frames"). This client
+``DeviceData::operator>>(DevEncoded&)``): for a 0.5 MB frame, a fifth of the
+conductor's CPU per ``GetFrame`` (the design notes, "Frames"). This client
 sends the request itself and reads the reply into one buffer, which then becomes the
 frame's bytes without another copy.
 
