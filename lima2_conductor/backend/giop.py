@@ -202,7 +202,10 @@ def encode_request(request_id: int, object_key: bytes, command: str, arg_type: i
     w.align(8)  # the body
     w.string(command)
     w.ulong(kind)  # any: its TypeCode (a simple kind), then the value
-    w.pack(fmt, arg)
+    try:
+        w.pack(fmt, arg)
+    except struct.error as exc:
+        raise WireError(f"argument {arg}: {exc}") from None
     w.ulong(CACHE_DEV)
     w.ulong(CPP)
     w.ulong(os.getpid())

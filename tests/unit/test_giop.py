@@ -158,9 +158,10 @@ def test_a_request_carries_the_command_its_typed_argument_and_the_client_pid(arg
     assert r.offset == len(message)
 
 
-def test_a_request_with_an_argument_type_it_cannot_send_is_a_wire_error() -> None:
+@pytest.mark.parametrize(("arg_type", "value"), [(8, 1), (3, 2**31), (7, -1)])  # DevString; out of range
+def test_a_request_it_cannot_send_is_a_wire_error(arg_type: int, value: int) -> None:
     with pytest.raises(giop.WireError):
-        giop.encode_request(1, KEY, "getFrame", 8, 1)  # DevString
+        giop.encode_request(1, KEY, "getFrame", arg_type, value)
 
 
 # -- replies ----------------------------------------------------------------------------
