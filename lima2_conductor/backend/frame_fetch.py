@@ -49,13 +49,15 @@ class FrameFetcher:
                 raise _dev_failed([*exc.errors, _command_failed(device, command)]) from None
             except TimeoutError:
                 raise _dev_failed([_timeout(device, command)]) from None
-            except (giop.WireError, OSError) as exc:
+            except giop.ArgumentError as exc:  # this call only: pytango says what is wrong
+                logger.debug("%s/%s: %s", device, command, exc)
+            except Exception as exc:  # the wire, not the device: pytango
                 self._wire_failed(run_uuid, device, command, route, exc)
             else:
-                self._wire_answered(device, command)
-                self.wire_calls += 1
+                self._wire_answered(device, command, count=True)
                 return result
-        self.pytango_calls += 1
+        with self._lock:
+            self.pytango_calls += 1
         return tuple(self.proxies.get(run_uuid, device).command_inout(command, frame_idx))  # type: ignore[return-value]
 
     def stats(self) -> dict[str, int]:
@@ -101,10 +103,10 @@ class FrameFetcher:
             logger.info("%s: frames through pytango (%s)", device, exc)
         return None
 
-    def _wire_answered(self, device: str, command: str) -> None:
-        if self._failures:
-            with self._lock:
-                self._failures.pop((device, command), None)
+    def _wire_answered(self, device: str, command: str, count: bool = False) -> None:
+        with self._lock:
+            self._failures.pop((device, command), None)
+            self.wire_calls += count
 
     def _wire_failed(self, run_uuid: str, device: str, command: str, route: giop.Route, exc: Exception) -> None:
         key = (device, command)

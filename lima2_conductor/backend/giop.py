@@ -53,6 +53,10 @@ class WireError(Exception):
     """The exchange did not go as this client expects: ask pytango instead."""
 
 
+class ArgumentError(WireError):
+    """The argument cannot be sent as the command's Tango type (nothing was sent)."""
+
+
 class ConnectionClosed(WireError):
     """The server closed the connection before answering (GIOP says the request was not
     processed: it may be sent again on a new connection)."""
@@ -129,8 +133,8 @@ class CdrReader:
         start, n = self.octets()
         if n < 1:
             raise WireError("empty encapsulation")
-        view = memoryview(self.buf)[start : start + n]
-        return CdrReader(view, 1, view[0] == 1, base=0)
+        body = bytes(self.buf[start : start + n])  # small: a copy keeps no view on the message
+        return CdrReader(body, 1, body[0] == 1, base=0)
 
 
 class CdrWriter:
@@ -160,7 +164,8 @@ class CdrWriter:
 
 
 def parse_ior(ior: str) -> IiopProfile:
-    """The first IIOP profile of a stringified IOR (``IOR:`` and hex CDR)."""
+    """The first IIOP 1.2 (or later 1.x) profile of a stringified IOR (``IOR:`` and hex
+    CDR): a GIOP 1.2 request may only go to such a profile."""
     if not ior.upper().startswith("IOR:"):
         raise WireError(f"not a stringified IOR: {ior[:20]!r}")
     try:
@@ -171,25 +176,27 @@ def parse_ior(ior: str) -> IiopProfile:
         raise WireError("empty IOR")
     r = CdrReader(raw, 1, raw[0] == 1)
     r.string()  # type id
+    seen = []
     for _ in range(r.ulong()):
         tag = r.ulong()
         profile = r.encapsulation()
         if tag != TAG_INTERNET_IOP:
             continue
-        major, _minor = profile.octet(), profile.octet()
-        if major != 1:
-            raise WireError(f"IIOP {major}.x profile")
+        major, minor = profile.octet(), profile.octet()
+        seen.append(f"IIOP {major}.{minor}")
+        if major != 1 or minor < 2:
+            continue
         host = profile.string()
         port = profile.unpack("H")
         start, n = profile.octets()
         return IiopProfile(host, port, bytes(profile.buf[start : start + n]))
-    raise WireError("IOR without an IIOP profile")
+    raise WireError(f"IOR without an IIOP 1.2 profile ({', '.join(seen) or 'no IIOP profile'})")
 
 
 def encode_request(request_id: int, object_key: bytes, command: str, arg_type: int, arg: int) -> bytes:
     """A GIOP 1.2 Request for ``command_inout_4(command, arg, CACHE_DEV, CPP pid)``."""
     if arg_type not in INTEGER_ARGS:
-        raise WireError(f"argument type {arg_type} is not an integer type this client sends")
+        raise ArgumentError(f"argument type {arg_type} is not an integer type this client sends")
     kind, fmt = INTEGER_ARGS[arg_type]
     w = CdrWriter()
     w.buf += MAGIC + bytes((1, 2, LITTLE_ENDIAN, REQUEST)) + bytes(4)
@@ -200,12 +207,12 @@ def encode_request(request_id: int, object_key: bytes, command: str, arg_type: i
     w.string("command_inout_4")
     w.ulong(0)  # no service context
     w.align(8)  # the body
-    w.string(command)
-    w.ulong(kind)  # any: its TypeCode (a simple kind), then the value
     try:
+        w.string(command)
+        w.ulong(kind)  # any: its TypeCode (a simple kind), then the value
         w.pack(fmt, arg)
-    except struct.error as exc:
-        raise WireError(f"argument {arg}: {exc}") from None
+    except (struct.error, UnicodeEncodeError) as exc:
+        raise ArgumentError(f"{command}({arg}): {exc}") from None
     w.ulong(CACHE_DEV)
     w.ulong(CPP)
     w.ulong(os.getpid())
@@ -214,16 +221,18 @@ def encode_request(request_id: int, object_key: bytes, command: str, arg_type: i
 
 
 def header(data: bytes | bytearray) -> tuple[bool, int, int, int]:
-    """(little endian, flags, message type, body size) of a 12-byte GIOP header."""
+    """(little endian, flags, message type, body size) of a 12-byte GIOP header: 1.2, or
+    any 1.x for the messages that close a connection."""
     if data[:4] != MAGIC:
         raise WireError(f"not a GIOP message: {bytes(data[:4])!r}")
-    if (data[4], data[5]) != (1, 2):
+    kind = data[7]
+    if (data[4], data[5]) != (1, 2) and not (data[4] == 1 and kind in (CLOSE_CONNECTION, MESSAGE_ERROR)):
         raise WireError(f"GIOP {data[4]}.{data[5]} message (1.2 expected)")
     little = bool(data[6] & LITTLE_ENDIAN)
     size = struct.unpack_from("<I" if little else ">I", data, 8)[0]
     if size > MAX_MESSAGE:
         raise WireError(f"message of {size} bytes")
-    return little, data[6], data[7], size
+    return little, data[6], kind, size
 
 
 def decode_encoded_reply(message: bytearray, request_id: int) -> tuple[str, bytearray]:
@@ -271,27 +280,31 @@ def _user_exception(r: CdrReader) -> Exception:
 
 
 class Connection:
-    """One GIOP connection to a Tango server process, used by one thread at a time."""
+    """One GIOP connection to a Tango server process, used by one thread at a time. Every
+    exchange has a deadline: the whole call, however the reply trickles in."""
 
-    def __init__(self, host: str, port: int, timeout_s: float) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout_s)
+    def __init__(self, host: str, port: int, deadline: float) -> None:
+        try:
+            self.sock = socket.create_connection((host, port), timeout=_remaining(deadline))
+        except OSError as exc:  # refused, unreachable, or no answer in time: not the device's fault
+            raise WireError(f"no connection to {host}:{port}: {exc or type(exc).__name__}") from None
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._ids = itertools.count(1)
-        self.calls = 0
         self.idle_since = time.monotonic()
+        self._deadline = deadline
 
     def close(self) -> None:
         self.sock.close()
 
-    def command_encoded(self, object_key: bytes, command: str, arg_type: int, arg: int) -> tuple[str, bytearray]:
-        request_id = next(self._ids)
-        self.calls += 1
+    def exchange(self, request: bytes, request_id: int, deadline: float) -> bytearray:
+        """Send ``request``; the whole reply (header, body, fragments' payloads)."""
+        self._deadline = deadline
         try:
-            self.sock.sendall(encode_request(request_id, object_key, command, arg_type, arg))
+            self.sock.settimeout(_remaining(deadline))
+            self.sock.sendall(request)
             head = self._read(12, first=True)
         except (ConnectionResetError, BrokenPipeError) as exc:
             raise ConnectionClosed(f"the server closed the connection ({exc})") from None
-        return decode_encoded_reply(self._receive(head, request_id), request_id)
+        return self._receive(head, request_id)
 
     def _receive(self, head: bytearray, request_id: int) -> bytearray:
         little, flags, kind, size = header(head)
@@ -305,10 +318,14 @@ class Connection:
         message[:12] = head
         self._read_into(memoryview(message)[12:])
         while flags & MORE_FRAGMENTS:
+            if len(message) % 8:  # GIOP 1.2: fragments but the last are whole multiples of 8
+                raise WireError("a fragment that is not a multiple of 8 bytes")
             fragment = self._read(12)
             f_little, flags, kind, size = header(fragment)
             if kind != FRAGMENT or f_little != little or size < 4:
                 raise WireError(f"GIOP message type {kind} in the middle of a reply")
+            if len(message) + size > MAX_MESSAGE:
+                raise WireError(f"reply of more than {MAX_MESSAGE} bytes")
             payload = self._read(size)
             if struct.unpack_from("<I" if little else ">I", payload)[0] != request_id:
                 raise WireError("fragment of another request")
@@ -323,6 +340,7 @@ class Connection:
     def _read_into(self, view: memoryview, first: bool = False) -> None:
         got = 0
         while got < len(view):
+            self.sock.settimeout(_remaining(self._deadline))
             k = self.sock.recv_into(view[got:])
             if k == 0:
                 if first and got == 0:
@@ -331,40 +349,53 @@ class Connection:
             got += k
 
 
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("no answer in time")
+    return left
+
+
 class ConnectionPool:
     """Connections to Tango server processes, by endpoint: a thread takes one for a call
-    and gives it back. A call that finds its idle connection closed by the server is made
-    once more on a new one: meant for commands that only read (frame getters)."""
+    and gives it back. A call that finds its idle connection closed by the server (a
+    server that stops closes all of them) drops the endpoint's idle connections and is
+    made once more on a new one: meant for commands that only read (frame getters)."""
 
-    MAX_IDLE = 2
+    MAX_IDLE = 4
     IDLE_S = 60.0  # omniORB servers close connections idle for 180 s by default
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._idle: dict[tuple[str, int], list[Connection]] = {}
+        self._ids = itertools.count(1)
         self._closed = False
 
     def command_encoded(self, route: Route, command: str, arg: int) -> tuple[str, bytearray]:
+        """``command(arg)`` on the device of ``route``: (format, bytes). Raises
+        :class:`DeviceRefused`, :class:`WireError` (:class:`ArgumentError` before anything
+        is sent) or ``TimeoutError``."""
         profile = route.profile
-        for attempt in (1, 2):
-            conn = self._take(profile)
+        request_id = next(self._ids) & 0xFFFFFFFF
+        request = encode_request(request_id, profile.object_key, command, route.arg_type, arg)
+        deadline = time.monotonic() + self.timeout_s
+        conn, reused = self._take(profile, deadline)
+        while True:
             try:
-                result = conn.command_encoded(profile.object_key, command, route.arg_type, arg)
-            except DeviceRefused:
-                self._give(profile, conn)
-                raise
+                message = conn.exchange(request, request_id, deadline)
             except ConnectionClosed:
                 conn.close()
-                if conn.calls == 1 or attempt == 2:
+                if not reused:  # a new connection: the server is really closing it
                     raise
-                continue  # an idle connection the server had closed: once more on a new one
+                self._drop_idle(profile)
+                conn, reused = Connection(profile.host, profile.port, deadline), False
+                continue
             except BaseException:
                 conn.close()  # its state is unknown (a reply may still come): never reused
                 raise
-            self._give(profile, conn)
-            return result
-        raise AssertionError("unreachable")
+            self._give(profile, conn)  # the reply is read whole: the connection is clean
+            return decode_encoded_reply(message, request_id)
 
     def close(self) -> None:
         with self._lock:
@@ -374,21 +405,28 @@ class ConnectionPool:
             for conn in conns:
                 conn.close()
 
-    def _take(self, profile: IiopProfile) -> Connection:
-        key = (profile.host, profile.port)
+    def _take(self, profile: IiopProfile, deadline: float) -> tuple[Connection, bool]:
+        """An idle connection to the profile's endpoint (reused: True), or a new one."""
+        now = time.monotonic()
         stale = []
+        conn = None
         with self._lock:
-            conns = self._idle.get(key, [])
-            conn = None
-            while conns:
-                candidate = conns.pop()
-                if time.monotonic() - candidate.idle_since < self.IDLE_S:
-                    conn = candidate
-                    break
-                stale.append(candidate)
+            for key, conns in self._idle.items():  # every endpoint: servers come and go
+                stale += [c for c in conns if now - c.idle_since >= self.IDLE_S]
+                conns[:] = [c for c in conns if now - c.idle_since < self.IDLE_S]
+                if key == (profile.host, profile.port) and conns:
+                    conn = conns.pop()
         for old in stale:
             old.close()
-        return conn or Connection(profile.host, profile.port, self.timeout_s)
+        if conn is not None:
+            return conn, True
+        return Connection(profile.host, profile.port, deadline), False
+
+    def _drop_idle(self, profile: IiopProfile) -> None:
+        with self._lock:
+            conns = self._idle.pop((profile.host, profile.port), [])
+        for conn in conns:
+            conn.close()
 
     def _give(self, profile: IiopProfile, conn: Connection) -> None:
         conn.idle_since = time.monotonic()

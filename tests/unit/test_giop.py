@@ -8,6 +8,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -51,12 +52,30 @@ def encapsulation(little: bool, fill: Callable[[Writer], object]) -> bytes:
     return bytes(w.buf)
 
 
-def ior(host: str, port: int, key: bytes, little: bool = True, other_profile_first: bool = True) -> str:
-    def iiop(w: Writer) -> None:
-        w.raw(b"\x01\x02").string(host).pack("H", port).octets(key).pack("I", 0)
+def ior(
+    host: str,
+    port: int,
+    key: bytes,
+    little: bool = True,
+    other_profile_first: bool = True,
+    versions: tuple[int, ...] = (2,),
+) -> str:
+    """An IOR with an IIOP profile per minor version in ``versions`` (the last at
+    ``port``, the others at ``port + 1``)."""
+
+    def iiop(minor: int, at: int) -> Callable[[Writer], None]:
+        def fill(w: Writer) -> None:
+            w.raw(bytes((1, minor))).string(host).pack("H", at).octets(key)
+            if minor:
+                w.pack("I", 0)  # no tagged components
+
+        return fill
 
     w = Writer(little).raw(b"\x01" if little else b"\x00").string("IDL:Tango/Device_6:1.0")
-    profiles = [(0, encapsulation(not little, iiop))]
+    profiles = [
+        (0, encapsulation(not little, iiop(minor, port if k == len(versions) - 1 else port + 1)))
+        for k, minor in enumerate(versions)
+    ]
     if other_profile_first:
         profiles.insert(0, (1, b"\x01\x00\x00\x00\x00\x00\x00\x00"))
     w.pack("I", len(profiles))
@@ -103,17 +122,20 @@ def dev_failed(*errors: tuple[str, int, str, str]) -> Callable[[Writer], object]
     return body
 
 
-def fragmented(message: bytearray, request_id: int, cut: int) -> list[bytes]:
-    """``message`` as a first part of ``cut`` bytes (a multiple of 8) and a Fragment."""
+def fragmented(message: bytearray, request_id: int, *cuts: int) -> list[bytes]:
+    """``message`` cut at ``cuts`` (offsets in it, multiples of 8): a first part and Fragments."""
     little = bool(message[6] & 1)
     order = "<" if little else ">"
-    first = bytearray(message[:cut])
+    bounds = [*cuts, len(message)]
+    first = bytearray(message[: bounds[0]])
     first[6] |= giop.MORE_FRAGMENTS
-    struct.pack_into(order + "I", first, 8, cut - 12)
-    rest = message[cut:]
-    frag = bytearray(b"GIOP\x01\x02" + bytes((int(little), giop.FRAGMENT))) + struct.pack(order + "I", 4 + len(rest))
-    frag += struct.pack(order + "I", request_id) + rest
-    return [bytes(first), bytes(frag)]
+    struct.pack_into(order + "I", first, 8, bounds[0] - 12)
+    out = [bytes(first)]
+    for k, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        flags = int(little) | (giop.MORE_FRAGMENTS if k < len(bounds) - 2 else 0)
+        head = b"GIOP\x01\x02" + bytes((flags, giop.FRAGMENT)) + struct.pack(order + "I", 4 + hi - lo)
+        out.append(head + struct.pack(order + "I", request_id) + bytes(message[lo:hi]))
+    return out
 
 
 # -- IOR and request ------------------------------------------------------------------
@@ -130,6 +152,18 @@ def test_the_iiop_profile_is_read_from_an_ior_in_either_byte_order(little: bool)
 def test_a_bad_ior_is_a_wire_error(text: str) -> None:
     with pytest.raises(giop.WireError):
         giop.parse_ior(text)
+
+
+def test_only_an_iiop_1_2_profile_is_used() -> None:
+    assert giop.parse_ior(ior("h", 4000, KEY, versions=(1, 2))).port == 4000
+    with pytest.raises(giop.WireError, match="IIOP 1.0, IIOP 1.1"):
+        giop.parse_ior(ior("h", 4000, KEY, versions=(0, 1)))
+
+
+def test_a_close_connection_of_any_giop_1_version_is_understood() -> None:
+    assert giop.header(b"GIOP\x01\x00\x01\x05\0\0\0\0")[2] == giop.CLOSE_CONNECTION
+    with pytest.raises(giop.WireError, match="1.2 expected"):
+        giop.header(b"GIOP\x01\x01\x01\x01\0\0\0\0")
 
 
 def test_an_ior_without_an_iiop_profile_is_a_wire_error() -> None:
@@ -207,41 +241,63 @@ def test_any_other_reply_is_a_wire_error(message: bytearray, match: str) -> None
 class Peer:
     """A GIOP server on a local socket that answers each request as scripted: the byte
     strings to send (or a function of the request id giving them), a final ``None`` to
-    close the connection after them, or ``"close"`` to close it without answering."""
+    close the connection after them, or ``"close"`` to close it without answering. Each
+    connection is served in its own thread; what goes wrong in them is kept in
+    ``errors`` (checked by the fixture)."""
 
     def __init__(self, script: list[object]) -> None:
         self.script = script
         self.requests: list[tuple[int, int]] = []  # (connection number, request id)
+        self.errors: list[BaseException] = []
+        self.conns: list[socket.socket] = []
+        self._lock = threading.Lock()
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        threading.Thread(target=self._accept, daemon=True).start()
 
-    def _serve(self) -> None:
-        conn_no = 0
-        while self.script:
+    def _accept(self) -> None:
+        while True:
             try:
                 conn, _ = self.server.accept()
             except OSError:
                 return
-            conn_no += 1
+            with self._lock:
+                self.conns.append(conn)
+                number = len(self.conns)
+            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, number: int) -> None:
+        try:
             with conn:
-                while self.script:
+                while True:
                     head = _recv(conn, 12)
                     if head is None:
-                        break
+                        return
                     body = _recv(conn, giop.header(head)[3])
-                    assert body is not None
+                    if body is None:
+                        raise AssertionError("request cut short")
                     request_id = struct.unpack_from("<I", body)[0]
-                    self.requests.append((conn_no, request_id))
-                    step = self.script.pop(0)
+                    with self._lock:
+                        self.requests.append((number, request_id))
+                        step = self.script.pop(0)
                     parts = [None] if step == "close" else step(request_id) if callable(step) else step
                     for part in parts:  # type: ignore[union-attr]
                         if part is None:
-                            break
-                        conn.sendall(part)
-                    if parts and parts[-1] is None:  # type: ignore[index]
-                        break
+                            return
+                        if isinstance(part, float):
+                            time.sleep(part)  # the peer's pace, not the test's
+                        else:
+                            conn.sendall(part)
+        except OSError:
+            pass  # the client went away, or close_all
+        except BaseException as exc:
+            self.errors.append(exc)
+
+    def close_all(self) -> None:
+        """Close every connection, as a server that stops does."""
+        with self._lock:
+            for conn in self.conns:
+                conn.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self.server.close()
@@ -269,77 +325,181 @@ def route() -> Iterator[Callable[[list[object]], tuple[giop.Route, Peer]]]:
     yield make
     for p in peers:
         p.close()
+        assert not p.errors, p.errors
 
 
-def answer(data: bytes, cut: int = 0) -> Callable[[int], list[bytes]]:
+@pytest.fixture
+def pool() -> Iterator[giop.ConnectionPool]:
+    p = giop.ConnectionPool(5)
+    yield p
+    p.close()
+
+
+def answer(data: bytes, cuts: tuple[int, ...] = (), little: bool = True) -> Callable[[int], list[bytes]]:
     def parts(request_id: int) -> list[bytes]:
-        message = reply(request_id, encoded("DATA_ARRAY", data))
-        return fragmented(message, request_id, cut) if cut else [bytes(message)]
+        message = reply(request_id, encoded("DATA_ARRAY", data), little=little)
+        return fragmented(message, request_id, *cuts) if cuts else [bytes(message)]
 
     return parts
 
 
-def test_a_fragmented_reply_is_put_back_together(route: Callable[[list[object]], tuple[giop.Route, Peer]]) -> None:
+@pytest.mark.parametrize("little", [True, False])
+@pytest.mark.parametrize(
+    "cuts", [(8 * 6000,), (24,), (32, 8 * 100, 8 * 9000)]
+)  # in the data, before the TypeCode, 4 parts
+def test_a_fragmented_reply_is_put_back_together(
+    route: Callable[[list[object]], tuple[giop.Route, Peer]],
+    pool: giop.ConnectionPool,
+    little: bool,
+    cuts: tuple[int, ...],
+) -> None:
     data = os.urandom(100_000)
-    r, _peer = route([answer(data, cut=8 * 6000)])
-    pool = giop.ConnectionPool(5)
+    r, _peer = route([answer(data, cuts, little)])
     assert pool.command_encoded(r, "getFrame", 3) == ("DATA_ARRAY", data)
-    pool.close()
 
 
-def test_calls_reuse_the_connection(route: Callable[[list[object]], tuple[giop.Route, Peer]]) -> None:
+@pytest.mark.parametrize(
+    ("cut", "spoil", "match"),
+    [
+        (8 * 40 + 4, lambda f: f, "multiple of 8"),
+        (8 * 40, lambda f: f[:12] + b"\x63\0\0\0" + f[16:], "another request"),
+        (8 * 40, lambda f: f[:7] + bytes([giop.REPLY]) + f[8:], "middle of a reply"),
+    ],
+)
+def test_a_broken_fragment_is_a_wire_error(
+    route: Callable[[list[object]], tuple[giop.Route, Peer]],
+    pool: giop.ConnectionPool,
+    cut: int,
+    spoil: Callable[[bytes], bytes],
+    match: str,
+) -> None:
+    def parts(request_id: int) -> list[bytes]:
+        first, fragment = fragmented(reply(request_id, encoded("DATA_ARRAY", bytes(1000))), request_id, cut)
+        return [first, spoil(fragment)]
+
+    r, _peer = route([parts])
+    with pytest.raises(giop.WireError, match=match):
+        pool.command_encoded(r, "getFrame", 1)
+
+
+def test_calls_reuse_the_connection(
+    route: Callable[[list[object]], tuple[giop.Route, Peer]], pool: giop.ConnectionPool
+) -> None:
     r, peer = route([answer(b"one"), answer(b"two")])
-    pool = giop.ConnectionPool(5)
     assert [pool.command_encoded(r, "getFrame", i)[1] for i in (1, 2)] == [b"one", b"two"]
-    assert peer.requests == [(1, 1), (1, 2)]
-    pool.close()
+    assert [c for c, _ in peer.requests] == [1, 1]
 
 
 def test_an_idle_connection_the_server_closed_is_replaced_once(
-    route: Callable[[list[object]], tuple[giop.Route, Peer]],
+    route: Callable[[list[object]], tuple[giop.Route, Peer]], pool: giop.ConnectionPool
 ) -> None:
     close_connection = [b"GIOP\x01\x02\x01\x05\0\0\0\0"]
     r, peer = route([answer(b"one"), close_connection, answer(b"two")])
-    pool = giop.ConnectionPool(5)
     assert pool.command_encoded(r, "getFrame", 1)[1] == b"one"
     assert pool.command_encoded(r, "getFrame", 2)[1] == b"two"
     assert [c for c, _ in peer.requests] == [1, 1, 2]
-    pool.close()
+
+
+def test_after_a_server_stop_no_idle_connection_is_tried_twice(
+    route: Callable[[list[object]], tuple[giop.Route, Peer]], pool: giop.ConnectionPool
+) -> None:
+    """A server that stops closes every connection: the retry goes to a new one, not to
+    another idle connection closed just the same."""
+    r, peer = route([answer(b"after")])
+    for _ in range(2):
+        pool._give(r.profile, giop.Connection("127.0.0.1", peer.port, time.monotonic() + 5))
+    wait_for(lambda: len(peer.conns) == 2)
+    peer.close_all()
+    assert pool.command_encoded(r, "getFrame", 1)[1] == b"after"
+    assert [c for c, _ in peer.requests] == [3]
 
 
 def test_a_new_connection_closed_without_an_answer_is_not_tried_again(
-    route: Callable[[list[object]], tuple[giop.Route, Peer]],
+    route: Callable[[list[object]], tuple[giop.Route, Peer]], pool: giop.ConnectionPool
 ) -> None:
     r, peer = route(["close", answer(b"never")])
-    pool = giop.ConnectionPool(5)
     with pytest.raises(giop.ConnectionClosed):
         pool.command_encoded(r, "getFrame", 1)
     assert len(peer.requests) == 1
 
 
-def test_a_reply_cut_in_the_middle_is_a_wire_error(route: Callable[[list[object]], tuple[giop.Route, Peer]]) -> None:
+def test_a_reply_cut_in_the_middle_is_a_wire_error(
+    route: Callable[[list[object]], tuple[giop.Route, Peer]], pool: giop.ConnectionPool
+) -> None:
     r, _peer = route([lambda rid: [bytes(reply(rid, encoded("X", bytes(5000))))[:3000], None]])
-    pool = giop.ConnectionPool(5)
     with pytest.raises(giop.WireError, match="middle"):
         pool.command_encoded(r, "getFrame", 1)
 
 
-def test_a_device_error_keeps_the_connection(route: Callable[[list[object]], tuple[giop.Route, Peer]]) -> None:
+def test_a_message_error_is_a_wire_error(
+    route: Callable[[list[object]], tuple[giop.Route, Peer]], pool: giop.ConnectionPool
+) -> None:
+    r, _peer = route([[b"GIOP\x01\x02\x01\x06\0\0\0\0"]])
+    with pytest.raises(giop.WireError, match="did not understand"):
+        pool.command_encoded(r, "getFrame", 1)
+
+
+def test_a_device_error_keeps_the_connection(
+    route: Callable[[list[object]], tuple[giop.Route, Peer]], pool: giop.ConnectionPool
+) -> None:
     refused = [("LIMA_Error", 1, "not available", "getFrame")]
     r, peer = route([lambda rid: [bytes(reply(rid, dev_failed(*refused), giop.USER_EXCEPTION))], answer(b"ok")])
-    pool = giop.ConnectionPool(5)
     with pytest.raises(giop.DeviceRefused):
         pool.command_encoded(r, "getFrame", 1)
     assert pool.command_encoded(r, "getFrame", 2)[1] == b"ok"
     assert [c for c, _ in peer.requests] == [1, 1]
-    pool.close()
+
+
+def test_an_argument_that_cannot_be_sent_takes_no_connection(
+    route: Callable[[list[object]], tuple[giop.Route, Peer]], pool: giop.ConnectionPool
+) -> None:
+    r, peer = route([answer(b"ok")])
+    with pytest.raises(giop.ArgumentError):
+        pool.command_encoded(giop.Route(r.profile, 3), "getFrame", 2**40)  # DevLong
+    assert peer.conns == [] and peer.requests == []
+
+
+def test_a_refused_connection_is_a_wire_error(pool: giop.ConnectionPool) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there
+    with pytest.raises(giop.WireError, match="no connection"):
+        pool.command_encoded(giop.Route(giop.IiopProfile("127.0.0.1", port, KEY), 23), "getFrame", 1)
 
 
 def test_a_server_that_does_not_answer_times_out(route: Callable[[list[object]], tuple[giop.Route, Peer]]) -> None:
     r, peer = route([[], answer(b"late")])  # the first request gets nothing back
     pool = giop.ConnectionPool(0.3)
-    with pytest.raises(TimeoutError):
-        pool.command_encoded(r, "getFrame", 1)
-    assert pool.command_encoded(r, "getFrame", 2)[1] == b"late"  # on a new connection
-    assert [c for c, _ in peer.requests] == [1, 2]
-    pool.close()
+    try:
+        with pytest.raises(TimeoutError):
+            pool.command_encoded(r, "getFrame", 1)
+        assert pool.command_encoded(r, "getFrame", 2)[1] == b"late"  # on a new connection
+        assert [c for c, _ in peer.requests] == [1, 2]
+    finally:
+        pool.close()
+
+
+def test_the_timeout_bounds_the_whole_call_not_each_read(
+    route: Callable[[list[object]], tuple[giop.Route, Peer]],
+) -> None:
+    """A reply that trickles in (every byte well within the timeout, the whole far
+    beyond it) times out all the same."""
+
+    def trickle(request_id: int) -> list[object]:
+        message = bytes(reply(request_id, encoded("X", bytes(40))))
+        return [item for k in range(len(message)) for item in (0.05, message[k : k + 1])]
+
+    r, _peer = route([trickle])
+    pool = giop.ConnectionPool(0.5)
+    try:
+        with pytest.raises(TimeoutError):
+            pool.command_encoded(r, "getFrame", 1)
+    finally:
+        pool.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
