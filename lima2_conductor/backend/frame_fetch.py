@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import tango
 
 from . import giop
-from .tango_devices import BlockingProxies
+from .tango_devices import POLL_TIMEOUT_MS, BlockingProxies
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +29,9 @@ MAX_WIRE_FAILURES = 2
 class FrameFetcher:
     """Frame getters of the current run's processing devices, called from any thread."""
 
-    def __init__(self, timeout_ms: int) -> None:
+    def __init__(self, timeout_ms: int, poll_timeout_ms: int = POLL_TIMEOUT_MS) -> None:
         self.proxies = BlockingProxies(timeout_ms)
+        self.poll_proxies = BlockingProxies(poll_timeout_ms)  # progress reads: a hung device is not waited for
         self.wire = giop.ConnectionPool(timeout_ms / 1000)
         self._lock = threading.Lock()
         self._run = ""
@@ -59,6 +61,25 @@ class FrameFetcher:
         with self._lock:
             self.pytango_calls += 1
         return tuple(self.proxies.get(run_uuid, device).command_inout(command, frame_idx))  # type: ignore[return-value]
+
+    def read_all(self, run_uuid: str, devices: list[str], attr: str) -> list[Any]:
+        """``attr`` of every device, read at the same time (asynchronous requests from
+        this thread, each bounded by the poll timeout); None for a device that did not
+        answer."""
+        pending = []
+        for name in devices:
+            try:
+                proxy = self.poll_proxies.get(run_uuid, name)
+                pending.append((proxy, proxy.read_attribute_asynch(attr)))
+            except tango.DevFailed:
+                pending.append((None, None))
+        values = []
+        for proxy, request in pending:
+            try:  # 0: until the reply or the proxy's timeout (a shorter wait here polls)
+                values.append(None if proxy is None else proxy.read_attribute_reply(request, 0).value)
+            except tango.DevFailed:
+                values.append(None)
+        return values
 
     def stats(self) -> dict[str, int]:
         """Frame calls made over the wire and through pytango."""

@@ -30,6 +30,13 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+FrameGetter = Callable[[str, str, str, int], tuple[str, Any]]
+"""(run uuid, processing device, getter command, frame index) -> (format, bytes), blocking;
+raises ``DevFailed`` (:meth:`lima2_conductor.backend.frame_fetch.FrameFetcher.fetch`)."""
+
+
+POLL_TIMEOUT_MS = 500
+"""Deadline of a state or progress read: a device that does not answer is not waited for."""
 
 ENCODED = tango.ExtractAs.Bytes
 """How a processing device's proxies extract command results: all are DevEncoded (frames,
@@ -152,7 +159,7 @@ class TangoDevice:
     never leaves the device without a proxy.
     """
 
-    def __init__(self, name: str, timeout_ms: int = 3000, poll_timeout_ms: int = 500) -> None:
+    def __init__(self, name: str, timeout_ms: int = 3000, poll_timeout_ms: int = POLL_TIMEOUT_MS) -> None:
         self.name = name
         self.timeout_ms = timeout_ms
         self.poll_timeout_ms = poll_timeout_ms
@@ -335,7 +342,7 @@ class TangoDevice:
 class TangoControl(TangoDevice):
     COUNTER = "nb_frames_acquired"
 
-    def __init__(self, name: str, timeout_ms: int = 3000, poll_timeout_ms: int = 500) -> None:
+    def __init__(self, name: str, timeout_ms: int = 3000, poll_timeout_ms: int = POLL_TIMEOUT_MS) -> None:
         super().__init__(name, timeout_ms, poll_timeout_ms)
         self._blocking = BlockingProxies(timeout_ms)
 
@@ -410,6 +417,11 @@ class TangoProcessing(TangoDevice):
     WATCHED = (("is_finished", tango.EventType.DATA_READY_EVENT), ("last_error", tango.EventType.DATA_READY_EVENT))
     EXTRACT_AS = ENCODED
 
+    def __init__(self, name: str, timeout_ms: int = 3000, uuid: str = "", fetch: FrameGetter | None = None) -> None:
+        super().__init__(name, timeout_ms)
+        self.uuid = uuid
+        self._fetch = fetch
+
     async def progress_counters(self) -> dict[str, int]:
         return dict(json.loads(await self.read("progress_counters", poll=True)))
 
@@ -427,7 +439,15 @@ class TangoProcessing(TangoDevice):
         return tuple(await self.command(getter))  # type: ignore[return-value]
 
     async def get_frame(self, command: str, frame_idx: int) -> tuple[str, bytes]:
-        return tuple(await self.command(command, int(frame_idx)))  # type: ignore[return-value]
+        """A frame getter's answer, passed through: by the blocking ``fetch`` given (in a
+        worker thread), else through this wrapper's proxy."""
+        if self._fetch is None:
+            return tuple(await self.command(command, int(frame_idx)))  # type: ignore[return-value]
+        TangoDevice.calls += 1
+        try:
+            return await asyncio.to_thread(self._fetch, self.uuid, self.name, command, int(frame_idx))  # type: ignore[return-value]
+        except (tango.DevFailed, TimeoutError) as exc:
+            raise translate(exc, self.name, command) from None
 
     async def last_frames(self) -> dict[str, int]:
         return dict(json.loads(await self.read("last_frames", poll=True)))
@@ -437,9 +457,10 @@ class TangoProcessing(TangoDevice):
 
 
 async def find_processing(
-    uuid: str, nb_receivers: int, timeout_ms: int = 3000, wait_s: float = 3.0
+    uuid: str, nb_receivers: int, timeout_ms: int = 3000, wait_s: float = 3.0, fetch: FrameGetter | None = None
 ) -> list[TangoProcessing]:
-    """The processing devices of ``uuid`` from the Tango DB, sorted by rank.
+    """The processing devices of ``uuid`` from the Tango DB, sorted by rank; their frame
+    getters are called by ``fetch`` when given.
 
     Receivers export them during their Prepare; wait up to ``wait_s`` for all of them.
     """
@@ -456,7 +477,7 @@ async def find_processing(
             raise DeviceOffline(f"the Tango database ({os.environ.get('TANGO_HOST', '?')}) is unreachable") from None
         names = sorted(found, key=processing_rank)
         if len(names) >= nb_receivers:
-            devices = [TangoProcessing(n, timeout_ms) for n in names[:nb_receivers]]
+            devices = [TangoProcessing(n, timeout_ms, uuid, fetch) for n in names[:nb_receivers]]
             while True:  # a device just exported may not accept connections yet
                 try:
                     await asyncio.gather(*(d.connect() for d in devices))

@@ -21,15 +21,33 @@ from .run import Run
 
 async def _newest(run: Run, source: str, timeout: float) -> tuple[int, int]:
     """Rank and global index of the newest frame of ``source`` on any processing device."""
+    lasts = await asyncio.gather(*(read_or(d.last_frames(), {}, timeout) for d in run.processing))
+    return newest_of(run, source, lasts)
+
+
+def newest_of(run: Run, source: str, lasts: list[dict[str, int]]) -> tuple[int, int]:
+    """Rank and global index of the newest frame of ``source``, from each processing
+    device's ``last_frames`` (``{}`` for one that did not answer)."""
     try:
         key = run.spec.source(source).last_key
     except KeyError as exc:
         raise NotFound(str(exc.args[0])) from None
-    lasts = await asyncio.gather(*(read_or(d.last_frames(), {}, timeout) for d in run.processing))
     newest, rank = max(((int(x.get(key, -1)), rank) for rank, x in enumerate(lasts)), default=(-1, 0))
     if newest < 0:
         raise NotFound(f"no {source} processed yet")
     return rank, newest
+
+
+def newest_getter(run: Run, source: str, lasts: list[dict[str, int]]) -> tuple[str, str] | None:
+    """(processing device, getter) to ask for its newest frame (``-1``), by the devices'
+    ``last_frames``; None when the full path must say why (or rebuild a dense frame)."""
+    if source.endswith(DENSE_SUFFIX):
+        return None
+    try:
+        rank, _ = newest_of(run, source, lasts)
+    except NotFound:
+        return None
+    return run.pipeline.devices[rank].name, run.spec.source(source).getter
 
 
 async def _live_processed(run: Run, timeout: float) -> list[int]:

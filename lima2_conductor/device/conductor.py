@@ -107,7 +107,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
             control=TangoControl(self.control_device, timeout),
             receivers=[TangoReceiver(r, timeout) for r in receivers],
             topology=topo,
-            find_processing=lambda uid, n: find_processing(uid, n, timeout),
+            find_processing=lambda uid, n: find_processing(uid, n, timeout, fetch=self.frames.fetch),
             timeout_s=timeout / 1000,
             watchdog_s=self.watchdog_s,
             check_database=check_database,

@@ -13,7 +13,7 @@ from tango.server import command
 from ..core import lima2
 from ..core.devencoded import encode_rows
 from ..core.errors import ParamError
-from ..core.lookup import cached_where
+from ..core.lookup import cached_where, newest_getter
 from ..core.params import deep_merge, defaults_from_schema, settings_overrides
 from .errors import tango_errors
 
@@ -44,21 +44,34 @@ class DataCommands:
     @tango_errors
     def GetFrame(self, argin: Any) -> tuple[str, bytes | bytearray]:
         """Served in the calling Tango thread: a frame that the cached counters place on a
-        processing device is asked of that device at once, its DevEncoded passed through
-        (:mod:`lima2_conductor.backend.frame_fetch`); anything else (``-1``, a frame newer
-        than the counters, one no longer in the device's buffer but in its file,
-        ``:dense``) takes the event loop's full path."""
+        processing device (or ``-1``, the newest) is asked of that device at once, its
+        DevEncoded passed through (:mod:`lima2_conductor.backend.frame_fetch`); anything
+        else (a frame newer than the counters, one no longer in the device's buffer but in
+        its file, ``:dense``, any error) takes the event loop's full path."""
         ints, strs = _long_string(argin, 1, "GetFrame")
         _check_index(ints[0])
         idx, source = int(ints[0]), strs[0] if strs else "frame"
         run = self.core.run
-        where = cached_where(run, idx, source) if run is not None else None
-        if where is not None:
+        getter = self._frame_getter(run, idx, source) if run is not None else None
+        if getter is not None:
             try:
-                return self.frames.fetch(run.uuid, where["processing_device"], where["command"], idx)  # type: ignore[union-attr,return-value]
+                return self.frames.fetch(run.uuid, *getter, idx)  # type: ignore[union-attr,return-value]
             except tango.DevFailed:
                 pass  # the full path says why, or reads the frame from its file
         return self.in_loop(self.core.get_frame(idx, source))
+
+    def _frame_getter(self, run: Any, idx: int, source: str) -> tuple[str, str] | None:
+        """(processing device, getter) of a frame, found without the event loop: by the
+        cached counters, or for ``-1`` by every device's ``last_frames`` read at once (the
+        device with the newest frame is asked for its newest, as the full path does)."""
+        if idx != -1:
+            where = cached_where(run, idx, source)
+            return None if where is None else (where["processing_device"], where["command"])
+        if source.endswith(lima2.DENSE_SUFFIX) or not run.processing:
+            return None
+        names = [d.name for d in run.processing]
+        lasts = [_json_object(v) for v in self.frames.read_all(run.uuid, names, "last_frames")]
+        return newest_getter(run, source, lasts)
 
     @command(
         dtype_in=tango.DevVarLongStringArray,
@@ -131,6 +144,15 @@ class DataCommands:
                 "history": s.history,
             }
         )
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """A JSON object attribute's value, ``{}`` when unread or not an object."""
+    try:
+        parsed = json.loads(value) if value is not None else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def _check_index(frame_idx: int) -> None:

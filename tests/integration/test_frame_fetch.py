@@ -115,3 +115,14 @@ def test_the_conductor_relays_frames_over_the_wire(finished: tango.DeviceProxy) 
     after = json.loads(finished.GetInfo())["frame_calls"]
     assert after["wire"] - before["wire"] == 3
     assert after["pytango"] == before["pytango"]
+
+
+def test_the_newest_frame_is_relayed_over_the_wire(finished: tango.DeviceProxy) -> None:
+    """``-1``: every device's ``last_frames`` read at once, then the device with the
+    newest frame asked for its newest, without the event loop."""
+    before = json.loads(finished.GetInfo())["frame_calls"]
+    fmt, data = finished.GetFrame([[-1], ["frame"]])
+    device, command = where(finished, -1)
+    assert (fmt, bytes(data)) == pytango(device, command, -1) == pytango(device, command, NB - 1)
+    after = json.loads(finished.GetInfo())["frame_calls"]
+    assert (after["wire"] - before["wire"], after["pytango"] - before["pytango"]) == (1, 0)
