@@ -4,6 +4,7 @@ the same measure applies to it.
 - Prepare+Start latency with 1, 2, 4 and 8 receivers;
 - progress read latency on the conductor next to a plain attribute read on a simulator;
 - end-to-end overhead of a 120 x 20 ms acquisition over its 2.4 s floor;
+- ``GetFrame`` of one frame and of the newest (``-1``) next to a direct ``getFrame``;
 - time to notice a receiver killed mid-run.
 
 Run: ``python benchmarks/bench_conductor.py [--repeat N]``.
@@ -170,21 +171,22 @@ def fan_out_delay(layout: Layout, delay: float, repeat: int) -> float:
     return statistics.median(out)
 
 
-def get_frame(layout: Layout, n: int = 100) -> tuple[list[float], list[float]]:
-    """GetFrame 512x512 through the conductor, and getFrame straight from the processing device."""
+def get_frame(layout: Layout, n: int = 100, frame_idx: int = 37) -> tuple[list[float], list[float]]:
+    """GetFrame 512x512 through the conductor, and getFrame straight from the processing
+    device (``frame_idx`` -1: the newest, from the device that has it)."""
     c = tango.DeviceProxy(layout.conductor)
     c.acq_nb_frames, c.acq_expo_time = 40, 0.001
     c.Prepare("")
     c.Start()
     wait_for(lambda: c.run_state == "DONE", 30, "end")
-    where = json.loads(c.Lookup(37))
+    where = json.loads(c.Lookup(frame_idx))
     direct = tango.DeviceProxy(where["processing_device"])
     ours, plain = [], []
     for _ in range(n):
         t0 = time.perf_counter()
-        c.GetFrame([[37], ["frame"]])
+        c.GetFrame([[frame_idx], ["frame"]])
         t1 = time.perf_counter()
-        direct.command_inout(where["command"], 37)
+        direct.command_inout(where["command"], frame_idx)
         t2 = time.perf_counter()
         ours.append(t1 - t0)
         plain.append(t2 - t1)
@@ -252,6 +254,11 @@ def main() -> None:
         ratio = statistics.median(ours_frame) / statistics.median(direct_frame)
         print(
             f"GetFrame 512x512: conductor {ms(ours_frame)} | direct getFrame {ms(direct_frame)} | ratio {ratio:.2f} (target <= 1.5)"
+        )
+        ours_newest, direct_newest = get_frame(two, frame_idx=-1)
+        ratio = statistics.median(ours_newest) / statistics.median(direct_newest)
+        print(
+            f"GetFrame(-1), 2 receivers: conductor {ms(ours_newest)} | direct getFrame(-1) {ms(direct_newest)} | ratio {ratio:.2f}"
         )
         print(
             f"Receiver SIGKILL mid-run -> run FAULT after {kill_detection(system, two) * 1e3:.0f} ms (target < 1000 ms)"
