@@ -319,9 +319,7 @@ def test_each_pipeline_with_its_defaults(system2: LocalSystem, data_dir: Path, r
                         file_exists_policy="overwrite",
                         nb_frames_per_file=10,
                     )
-            await acqsys.prepare(
-                ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
-            )
+            await prepare(acqsys, acq, proc)
             await acqsys.start()
             pipeline = acqsys.current_pipeline
             streams = [n for n in ("nb_peaks", "fill_factor") if n in pipeline.reduced_data_channels()]
@@ -378,9 +376,12 @@ def _failing_scenario(acq: dict[str, Any], join_timeout: float | None, **changes
                 json.loads(acqsys.receivers[0].fetch_proc_schema("LimaProcessingFailing"))
             )
             proc.update(changes)
-            await acqsys.prepare(
-                ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
-            )
+            if join_timeout is not None:  # a run that ends: the peer must have seen PREPARED (see prepare)
+                await prepare(acqsys, acq, proc)
+            else:  # a run that fails: FAULT is a change whatever the peer saw before
+                await acqsys.prepare(
+                    ctl_params=copy.deepcopy(acq), acq_params=copy.deepcopy(acq), proc_params=proc, user_metadata={}
+                )
             await acqsys.start()
             if join_timeout is not None:
                 await join(acqsys, join_timeout)
