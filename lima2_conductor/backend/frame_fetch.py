@@ -12,14 +12,14 @@ for the rest of the run.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from typing import Any
 
 import tango
 
 from . import giop
-from .tango_devices import POLL_TIMEOUT_MS, BlockingProxies
+from .tango_devices import LAST_FRAMES, POLL_TIMEOUT_MS, BlockingProxies
 
 logger = logging.getLogger(__name__)
 
@@ -62,23 +62,24 @@ class FrameFetcher:
             self.pytango_calls += 1
         return tuple(self.proxies.get(run_uuid, device).command_inout(command, frame_idx))  # type: ignore[return-value]
 
-    def read_all(self, run_uuid: str, devices: list[str], attr: str) -> list[Any]:
-        """``attr`` of every device, read at the same time (asynchronous requests from
-        this thread, each bounded by the poll timeout); None for a device that did not
-        answer."""
+    def last_frames(self, run_uuid: str, devices: list[str]) -> list[dict[str, int]]:
+        """Every device's ``last_frames``, read at the same time (asynchronous requests
+        from this thread, each bounded by the poll timeout); ``{}`` for a device that did
+        not answer."""
         pending = []
         for name in devices:
             try:
                 proxy = self.poll_proxies.get(run_uuid, name)
-                pending.append((proxy, proxy.read_attribute_asynch(attr)))
+                pending.append((proxy, proxy.read_attribute_asynch(LAST_FRAMES)))
             except tango.DevFailed:
                 pending.append((None, None))
         values = []
         for proxy, request in pending:
             try:  # 0: until the reply or the proxy's timeout (a shorter wait here polls)
-                values.append(None if proxy is None else proxy.read_attribute_reply(request, 0).value)
-            except tango.DevFailed:
-                values.append(None)
+                value = None if proxy is None else json.loads(proxy.read_attribute_reply(request, 0).value)
+            except (tango.DevFailed, ValueError, TypeError):
+                value = None
+            values.append(value if isinstance(value, dict) else {})
         return values
 
     def stats(self) -> dict[str, int]:

@@ -35,6 +35,9 @@ FrameGetter = Callable[[str, str, str, int], tuple[str, Any]]
 raises ``DevFailed`` (:meth:`lima2_conductor.backend.frame_fetch.FrameFetcher.fetch`)."""
 
 
+LAST_FRAMES = "last_frames"
+"""The processing devices' attribute with the global index of their newest frame per source (JSON)."""
+
 POLL_TIMEOUT_MS = 500
 """Deadline of a state or progress read: a device that does not answer is not waited for."""
 
@@ -450,7 +453,7 @@ class TangoProcessing(TangoDevice):
             raise translate(exc, self.name, command) from None
 
     async def last_frames(self) -> dict[str, int]:
-        return dict(json.loads(await self.read("last_frames", poll=True)))
+        return dict(json.loads(await self.read(LAST_FRAMES, poll=True)))
 
     async def frame_info(self, attr: str) -> dict[str, Any]:
         return await self.read_json(attr)

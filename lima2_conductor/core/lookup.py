@@ -40,9 +40,7 @@ def newest_of(run: Run, source: str, lasts: list[dict[str, int]]) -> tuple[int, 
 
 def newest_getter(run: Run, source: str, lasts: list[dict[str, int]]) -> tuple[str, str] | None:
     """(processing device, getter) to ask for its newest frame (``-1``), by the devices'
-    ``last_frames``; None when the full path must say why (or rebuild a dense frame)."""
-    if source.endswith(DENSE_SUFFIX):
-        return None
+    ``last_frames``; None when the full path must say why."""
     try:
         rank, _ = newest_of(run, source, lasts)
     except NotFound:

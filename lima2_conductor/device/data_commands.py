@@ -69,9 +69,7 @@ class DataCommands:
             return None if where is None else (where["processing_device"], where["command"])
         if source.endswith(lima2.DENSE_SUFFIX) or not run.processing:
             return None
-        names = [d.name for d in run.processing]
-        lasts = [_json_object(v) for v in self.frames.read_all(run.uuid, names, "last_frames")]
-        return newest_getter(run, source, lasts)
+        return newest_getter(run, source, self.frames.last_frames(run.uuid, [d.name for d in run.processing]))
 
     @command(
         dtype_in=tango.DevVarLongStringArray,
@@ -144,15 +142,6 @@ class DataCommands:
                 "history": s.history,
             }
         )
-
-
-def _json_object(value: Any) -> dict[str, Any]:
-    """A JSON object attribute's value, ``{}`` when unread or not an object."""
-    try:
-        parsed = json.loads(value) if value is not None else {}
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
 
 
 def _check_index(frame_idx: int) -> None:

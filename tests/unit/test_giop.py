@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from lima2_conductor.backend import giop
+from lima2_conductor.launcher import wait_for
 
 KEY = b"\x14\x01\x0fNUP\x00\x00\x00\x17"
 
@@ -408,7 +409,7 @@ def test_after_a_server_stop_no_idle_connection_is_tried_twice(
     r, peer = route([answer(b"after")])
     for _ in range(2):
         pool._give(r.profile, giop.Connection("127.0.0.1", peer.port, time.monotonic() + 5))
-    wait_for(lambda: len(peer.conns) == 2)
+    wait_for(lambda: len(peer.conns) == 2, 5, "both connections accepted", interval=0.005)
     peer.close_all()
     assert pool.command_encoded(r, "getFrame", 1)[1] == b"after"
     assert [c for c, _ in peer.requests] == [3]
@@ -496,10 +497,3 @@ def test_the_timeout_bounds_the_whole_call_not_each_read(
             pool.command_encoded(r, "getFrame", 1)
     finally:
         pool.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
