@@ -41,20 +41,13 @@ LAST_FRAMES = "last_frames"
 POLL_TIMEOUT_MS = 500
 """Deadline of a state or progress read: a device that does not answer is not waited for."""
 
-ENCODED = tango.ExtractAs.Bytes
-"""How a processing device's proxies extract command results: all are DevEncoded (frames,
-reduced data), and extracting them as bytes costs about 1 ms per 0.5 MB, half of
-pytango's default (numpy)."""
 
-
-async def make_proxy(name: str, timeout_ms: int, extract_as: Any = None) -> Any:
+async def make_proxy(name: str, timeout_ms: int) -> Any:
     """An asyncio ``DeviceProxy`` (created in a thread: construction talks to the DB)."""
 
     def build() -> Any:
         proxy = tango.DeviceProxy(name, green_mode=tango.GreenMode.Asyncio)
         proxy.set_timeout_millis(timeout_ms)
-        if extract_as is not None:
-            proxy.__dict__["defaultCommandExtractAs"] = extract_as  # not a device attribute
         return proxy
 
     return await asyncio.to_thread(build)
@@ -78,7 +71,6 @@ class BlockingProxies:
             if proxy is None:
                 proxy = tango.DeviceProxy(name, green_mode=tango.GreenMode.Synchronous)
                 proxy.set_timeout_millis(self.timeout_ms)
-                proxy.__dict__["defaultCommandExtractAs"] = ENCODED  # frames only
                 self._proxies[name] = proxy
             return proxy
 
@@ -177,9 +169,7 @@ class TangoDevice:
     async def _proxy_with(self, timeout_ms: int) -> Any:
         future = self._proxies.get(timeout_ms)
         if future is None or (future.done() and future.exception() is not None):
-            future = self._proxies[timeout_ms] = asyncio.ensure_future(
-                make_proxy(self.name, timeout_ms, self.EXTRACT_AS)
-            )
+            future = self._proxies[timeout_ms] = asyncio.ensure_future(make_proxy(self.name, timeout_ms))
         return await asyncio.shield(future)
 
     async def proxy(self) -> Any:
@@ -217,7 +207,6 @@ class TangoDevice:
             UNSUBSCRIBER.submit(subscriptions)
 
     WATCHED: tuple[tuple[str, Any], ...] = (("acq_state", tango.EventType.CHANGE_EVENT),)
-    EXTRACT_AS: Any = None  # pytango's default extraction of command results
 
     async def watch(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` (in the event loop) whenever the device pushes a change of state.
@@ -418,7 +407,6 @@ class TangoProcessing(TangoDevice):
     """A processing device (no acq_state): counters, finished flag, frames, reduced data."""
 
     WATCHED = (("is_finished", tango.EventType.DATA_READY_EVENT), ("last_error", tango.EventType.DATA_READY_EVENT))
-    EXTRACT_AS = ENCODED
 
     def __init__(self, name: str, timeout_ms: int = 3000, uuid: str = "", fetch: FrameGetter | None = None) -> None:
         super().__init__(name, timeout_ms)
