@@ -218,6 +218,46 @@ def gui(args: argparse.Namespace) -> int:
     return run_panel(args.device)
 
 
+def register(args: argparse.Namespace) -> int:
+    """Write the configuration into the database of TANGO_HOST (see :mod:`.registration`)."""
+    from . import registration
+
+    conductor_opts = (args.control, args.receivers, args.device, args.instance, args.topology)
+    if any(conductor_opts) and not args.only_conductor:
+        print(
+            "error: --control, --receivers, --device, --instance and --topology need --only-conductor", file=sys.stderr
+        )
+        return 2
+    try:
+        conf = registration.load(args.files)
+        if args.only_conductor:
+            conf = registration.conductor_only(
+                conf, args.control, args.receivers, args.device, args.instance, args.topology
+            )
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    conf.allow_read_only_commands()
+    _use_tango_host(args)
+    import tango
+
+    try:
+        db = tango.Database()
+        changes = registration.register(conf, db, dry_run=args.dry_run)
+    except tango.DevFailed as exc:
+        print(f"error: {_describe_error(exc)}", file=sys.stderr)
+        return 1
+    for change in changes:
+        print(change.describe())
+    needed = sum(c.needed for c in changes)
+    where = f"{db.get_db_host()}:{db.get_db_port()}"
+    if args.dry_run:
+        print(f"dry run: {needed} write(s) needed in {where}, nothing written")
+    else:
+        print(f"{needed} write(s) in {where}, {len(changes) - needed} unchanged")
+    return 0
+
+
 def _number(kind: Callable[[str], Any], test: Callable[[Any], bool], rule: str) -> Callable[[str], Any]:
     """An argparse type: ``kind(text)`` that passes ``test`` (else an error naming ``rule``)."""
 
@@ -237,7 +277,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lima2-tango-conductor", description="The Lima2 conductor: a simulated demo, a shell and a GUI."
     )
-    sub = parser.add_subparsers(dest="cmd", required=True, metavar="{demo,shell,gui}")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="{demo,shell,gui,register}")
     d = sub.add_parser(
         "demo",
         help="run the whole simulated system and one acquisition",
@@ -293,6 +333,29 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--tango-host", help="HOST:PORT of the Tango database (default: $TANGO_HOST)")
     s.set_defaults(func=shell)
     g.set_defaults(func=gui)
+
+    r = sub.add_parser(
+        "register",
+        help="write the servers, devices and properties into the Tango database",
+        description="Write the servers, devices, device properties and class properties of tango_db/ "
+        "(or of the given NosqlTangoDB YAML files) into the database of TANGO_HOST (DataBaseds or "
+        "NosqlTangoDB), with AllowedAccessCmd (the read-only commands) of the conductor and processing "
+        "classes. What the database already holds is left alone: running it twice writes nothing.",
+    )
+    r.add_argument("files", nargs="*", help="YAML files or directories (default: tango_db/)")
+    r.add_argument("--tango-host", help="HOST:PORT of the Tango database (default: $TANGO_HOST)")
+    r.add_argument("--dry-run", action="store_true", help="print what would be written, write nothing")
+    r.add_argument(
+        "--only-conductor",
+        action="store_true",
+        help="register only the conductor (and the AllowedAccessCmd properties), for existing Lima2 devices",
+    )
+    r.add_argument("--control", help="with --only-conductor: the Lima2 control device")
+    r.add_argument("--receivers", nargs="+", metavar="DEV", help="with --only-conductor: the Lima2 receiver devices")
+    r.add_argument("--device", help="with --only-conductor: the conductor's device name")
+    r.add_argument("--instance", help="with --only-conductor: the Lima2Conductor server instance")
+    r.add_argument("--topology", help="with --only-conductor: single, round_robin or dynamic")
+    r.set_defaults(func=register)
     return parser
 
 

@@ -202,3 +202,100 @@ def test_failed_demo_run_keeps_the_logs_and_says_where() -> None:
         assert "Traceback" not in out.stderr
     finally:
         shutil.rmtree(logs, ignore_errors=True)
+
+
+def _register(tango_host: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TANGO_HOST"}
+    return subprocess.run(
+        [sys.executable, "-m", "lima2_conductor.cli", "register", "--tango-host", tango_host, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _db(system: LocalSystem) -> tango.Database:
+    """The session's database: this process's TANGO_HOST (its port accepts connections a
+    little before the database device answers)."""
+    from lima2_conductor.launcher import wait_for
+
+    assert os.environ["TANGO_HOST"] == system.tango_host
+    dbs: list[tango.Database] = []
+    wait_for(lambda: bool(dbs.append(tango.Database()) or True), 30, "the Tango database")
+    return dbs[-1]
+
+
+def test_register_dry_run_then_idempotent(tango_db: LocalSystem, tmp_path: Path) -> None:
+    from lima2_conductor.launcher import Layout, write_db
+    from lima2_conductor.registration import CONDUCTOR_READ_ONLY_COMMANDS
+
+    layout = Layout(1, "id09")
+    yaml_dir = write_db(tmp_path / "yaml", [layout])
+    db = _db(tango_db)
+    dry = _register(tango_db.tango_host, "--dry-run", str(yaml_dir))
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"[write] device Lima2Simulator/{layout.control_instance} {layout.control}" in dry.stdout
+    assert "nothing written" in dry.stdout
+    assert list(db.get_device_class_list(f"Lima2Simulator/{layout.control_instance}")) == []
+
+    first = _register(tango_db.tango_host, str(yaml_dir))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert list(db.get_device_class_list(f"Lima2Conductor/{layout.conductor_instance}")) == [
+        layout.conductor,
+        "Lima2Conductor",
+    ]
+    props = db.get_device_property(layout.receiver(0), ["control_device", "rank", "nb_receivers"])
+    assert list(props["control_device"]) == [layout.control] and list(props["nb_receivers"]) == ["1"]
+    assert list(db.get_device_property(layout.conductor, ["receiver_devices"])["receiver_devices"]) == layout.receivers
+    allowed = list(db.get_class_property("Lima2Conductor", ["AllowedAccessCmd"])["AllowedAccessCmd"])
+    assert set(CONDUCTOR_READ_ONLY_COMMANDS) <= set(allowed)
+    assert "getFrame" in db.get_class_property("LimaProcessingLegacy", ["AllowedAccessCmd"])["AllowedAccessCmd"]
+
+    second = _register(tango_db.tango_host, str(yaml_dir))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "[write]" not in second.stdout and second.stdout.splitlines()[-1].startswith("0 write(s)")
+
+
+def test_register_only_conductor_keeps_site_commands(tango_db: LocalSystem) -> None:
+    db = _db(tango_db)
+    db.put_class_property("LimaProcessingFai", {"AllowedAccessCmd": ["siteCommand"]})
+    out = _register(
+        tango_db.tango_host,
+        "--only-conductor",
+        "--control",
+        "id08/limacontrol/real",
+        "--receivers",
+        "id08/limareceiver/real1",
+        "--device",
+        "id08/lima2conductor/real",
+        "--instance",
+        "real08",
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Lima2Simulator" not in out.stdout  # the simulators are not registered
+    assert list(db.get_device_class_list("Lima2Conductor/real08")) == ["id08/lima2conductor/real", "Lima2Conductor"]
+    props = db.get_device_property("id08/lima2conductor/real", ["control_device", "receiver_devices", "topology"])
+    assert list(props["control_device"]) == ["id08/limacontrol/real"]
+    assert list(props["receiver_devices"]) == ["id08/limareceiver/real1"]
+    assert list(props["topology"]) == ["single"]
+    allowed = list(db.get_class_property("LimaProcessingFai", ["AllowedAccessCmd"])["AllowedAccessCmd"])
+    assert "siteCommand" in allowed and "getFaiAverint" in allowed
+    refused = _register(tango_db.tango_host, "--control", "a/b/c")
+    assert refused.returncode == 2 and "--only-conductor" in refused.stderr
+
+
+def test_allowed_access_cmd_lists_exactly_the_commands_that_change_nothing() -> None:
+    """Every command of the served classes is either listed as a read or known to act."""
+    from lima2_conductor.device.conductor import Lima2Conductor
+    from lima2_conductor.registration import read_only_commands
+    from lima2_conductor.simulator.processing import DEVICE_CLASSES
+
+    acting = {"Prepare", "Start", "Trigger", "Stop", "Close", "Reset"}
+    allowed = read_only_commands()
+    assert set(Lima2Conductor.TangoClassClass.cmd_list) == acting | set(allowed["Lima2Conductor"])
+    for name, cls in DEVICE_CLASSES.items():
+        commands = set(cls.TangoClassClass.cmd_list)
+        reads = set(allowed.get(name, ()))
+        assert reads <= commands
+        assert {c for c in commands - reads if not c.startswith("pop")} == set(), name
