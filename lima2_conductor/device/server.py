@@ -1,4 +1,14 @@
-"""``Lima2Conductor INSTANCE [tango options]``: the conductor device server."""
+"""``Lima2Conductor INSTANCE [tango options]``: the conductor device server.
+
+Process-wide settings are left at their defaults; two are available on request, each
+measured in ``benchmarks/bench_server_tuning.py`` (figures in the README):
+
+- ``LIMA2_CONDUCTOR_KEEP_FRAME_MEMORY=1``: glibc keeps freed frame buffers for the next
+  frame (:mod:`lima2_conductor.frame_memory`); the process then holds its peak memory;
+- ``LIMA2_CONDUCTOR_SWITCH_INTERVAL_S=<seconds>``: the interpreter's thread switch
+  interval (``sys.setswitchinterval``), which bounds how long a Tango request thread waits
+  for the interpreter while the event loop runs Python.
+"""
 
 from __future__ import annotations
 
@@ -16,25 +26,49 @@ from .conductor import Lima2Conductor
 from .logs import FORMAT, level_from_args
 
 SERVER_NAME = "Lima2Conductor"
-GIL_SWITCH_S = 0.0005
-"""Requests served in Tango threads (Trigger, GetFrame, reads) wait at most this long for
-the interpreter while the event loop runs Python (CPython's default is 5 ms)."""
+KEEP_FRAME_MEMORY = "LIMA2_CONDUCTOR_KEEP_FRAME_MEMORY"
+SWITCH_INTERVAL = "LIMA2_CONDUCTOR_SWITCH_INTERVAL_S"
 EXIT_DRAIN_S = 3.0
 """How long the server waits at exit for its event subscriptions to end."""
+EXIT_UNCLEAN = 3
+"""Exit status when subscriptions were still ending at exit (Starter and systemd see it)."""
+
+logger = logging.getLogger(__name__)
+
+
+def apply_tuning(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
+    """Apply the process-wide settings asked for in the environment; what was applied."""
+    applied = []
+    if environ.get(KEEP_FRAME_MEMORY, "").strip().lower() in ("1", "true", "yes", "on"):
+        if keep_freed_frames():
+            applied.append(f"{KEEP_FRAME_MEMORY}: freed frame buffers kept")
+        else:
+            logger.warning("%s: not glibc, nothing changed", KEEP_FRAME_MEMORY)
+    interval = environ.get(SWITCH_INTERVAL, "").strip()
+    if interval:
+        try:
+            sys.setswitchinterval(float(interval))
+            applied.append(f"{SWITCH_INTERVAL}: {float(interval)} s")
+        except ValueError as exc:
+            logger.warning("%s=%r ignored: %s", SWITCH_INTERVAL, interval, exc)
+    return applied
 
 
 def main(argv: list[str] | None = None) -> None:
     faulthandler.enable()  # a crash in a C library prints the Python stack to the log
-    sys.setswitchinterval(GIL_SWITCH_S)
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=level_from_args(args), format=FORMAT)
-    if not keep_freed_frames():  # frames relayed by GetFrame reuse the memory of the previous ones
-        logging.getLogger(__name__).info("not glibc: freed frame memory is managed by the C library's defaults")
+    for line in apply_tuning():
+        logger.info("process setting: %s", line)
     run((Lima2Conductor,), args=[SERVER_NAME, *args], green_mode=GreenMode.Asyncio)
     if not UNSUBSCRIBER.drain(EXIT_DRAIN_S):  # the devices' delete_device ended their subscriptions
-        logging.getLogger(__name__).warning("event subscriptions still ending at exit: leaving without waiting")
+        # a thread still inside Tango would abort a normal interpreter exit: leave at once,
+        # logs flushed, with a status that says the exit was not clean
+        logger.error("event subscriptions still ending %.0f s after shutdown: exiting without them", EXIT_DRAIN_S)
         logging.shutdown()
-        os._exit(0)  # a thread inside Tango would abort a normal exit
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_UNCLEAN)
 
 
 if __name__ == "__main__":
