@@ -8,15 +8,40 @@ newest frame) is resolved from the devices' own ``last_frames``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from .devencoded import densify
-from .errors import DeviceError, DeviceOffline, DeviceTimeout, NotFound
+from .errors import DeviceError, DeviceOffline, DeviceTimeout, NotFound, ParamError
 from .fanout import call
-from .lima2 import DENSE_SUFFIX
+from .lima2 import DENSE_SUFFIX, PipelineSpec
 from .pipeline import read_saved_frame
 from .progress import read_or
 from .run import Run
+
+
+def _sources(spec: PipelineSpec) -> str:
+    names = ", ".join(s.name for s in spec.frame_sources) or "none"
+    return f"sources: {names}; each also as <source>{DENSE_SUFFIX}"
+
+
+def check_source(spec: PipelineSpec, source: str) -> None:
+    """``ParamError`` listing the sources when ``source`` (maybe ``<source>:dense``) is
+    none of the run's: a request for something that cannot exist, not a frame not there yet."""
+    name = source[: -len(DENSE_SUFFIX)] if source.endswith(DENSE_SUFFIX) else source
+    if not any(s.name == name for s in spec.frame_sources):
+        raise ParamError(f"unknown frame source {source!r} ({_sources(spec)})")
+
+
+def requested_source(run: Run | None, names: Sequence[str]) -> str:
+    """The one frame source of a request's string list: none, several or an unknown one
+    is a ``ParamError`` listing the run's sources (never one silently chosen)."""
+    if len(names) != 1:
+        listed = f" ({_sources(run.spec)})" if run is not None else ""
+        raise ParamError(f"one frame source is needed, got {len(names)} ({list(names)!r}){listed}")
+    if run is not None:
+        check_source(run.spec, names[0])
+    return names[0]
 
 
 async def _newest(run: Run, source: str, timeout: float) -> tuple[int, int]:
@@ -89,6 +114,7 @@ async def get_frame(run: Run, frame_idx: int, source: str, timeout: float, poll_
 
     ``<source>:dense`` returns any source as a DATA_ARRAY image: sparse frames rebuilt
     (SMX: the peaks only), vectors as 1 x 1 x length images."""
+    check_source(run.spec, source)
     if source.endswith(DENSE_SUFFIX):
         raw = await get_frame(run, frame_idx, source[: -len(DENSE_SUFFIX)], timeout, poll_timeout)
         return await asyncio.to_thread(densify, raw)

@@ -11,12 +11,18 @@ mapping table (file, first global frame, step, count).
 With round robin each receiver file is one **strided** hyperslab of the virtual
 dataset (``start:stop:N``), not one mapping per frame. The file is written in a
 thread, under a temporary name, then renamed: a master file exists only complete.
+Unless ``file_exists_policy`` is ``overwrite``, the rename never replaces a file that is
+not this run's own master file (one that appeared at its path during the run): the
+check and the rename are one system call, so no file can slip in between.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -70,6 +76,11 @@ class Saving:
     @property
     def data_path(self) -> str:
         return lima2.frames_dataset(self.params)
+
+    @property
+    def overwrite(self) -> bool:
+        """Whether the master file may replace any file at its path."""
+        return self.params.get("file_exists_policy", "abort") == "overwrite"
 
     def file_name(self, rank: int, file_idx: int) -> str:
         return lima2.data_file_name(self.params, rank, file_idx)
@@ -127,7 +138,7 @@ def write(
             selection.select_hyperslab((m.start, *zeros), (m.count, *ones), (max(1, m.step), *ones), (1, *shape))
         source = sources.get(m.count) or sources.setdefault(m.count, h5py.h5s.create_simple((m.count, *shape)))
         dcpl.set_virtual(selection, m.file.encode(), dataset_name, source)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = _temp_beside(path)
     try:
         # HDF5 >= 1.10 formats (VDS needs 1.10 anyway): the oldest format is ~5x slower
         with h5py.File(tmp, "w", libver=("v110", "v110")) as f:
@@ -171,7 +182,7 @@ def write(
                 dtype=[("file", "S256"), ("first_frame", "<i8"), ("step", "<i8"), ("count", "<i8")],
             )
             cond.create_dataset("files", data=table)
-        os.replace(tmp, path)
+        publish(tmp, path, str(metadata.get("uuid", "")), saving.overwrite)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -246,7 +257,7 @@ def write_sparse(path: str, saving: Saving, nb_receivers: int, metadata: dict[st
         total += 1
     frames = frames[:total]
     sizes = np.array([len(f[1]) for f in frames], dtype=np.uint64)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = _temp_beside(path)
     try:
         with h5py.File(tmp, "w") as f:
             group = f.require_group(saving.data_path)
@@ -271,6 +282,9 @@ def write_sparse(path: str, saving: Saving, nb_receivers: int, metadata: dict[st
             entry.attrs["NX_class"] = "NXentry"
             entry["program_name"] = "Conductor.MasterFile.Sparse"
             entry["program_name"].attrs["version"] = "1.0"
+            cond = entry.create_group("conductor")
+            cond.attrs["NX_class"] = "NXcollection"
+            cond["uuid"] = metadata.get("uuid", "")
             inst.attrs["NX_class"] = "NXinstrument"
             det.attrs["NX_class"] = "NXdetector"
             f[f"{saving.entry}/measurement/data"] = group
@@ -278,9 +292,114 @@ def write_sparse(path: str, saving: Saving, nb_receivers: int, metadata: dict[st
             for key in ("params", "detector_information"):
                 if key in metadata:
                     _write_tree(det, key, metadata[key])
-        os.replace(tmp, path)
+        publish(tmp, path, str(metadata.get("uuid", "")), saving.overwrite)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return total
+
+
+# -- publishing a master file ----------------------------------------------------------------
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
+_UNSUPPORTED = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP)
+"""``renameat2`` errors of a kernel or filesystem without the flag."""
+
+
+def _renameat2() -> Any:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_RENAMEAT2 = _renameat2()
+
+
+def _rename(src: str, dst: str, flags: int) -> bool:
+    """``renameat2``: True once done, False when the system cannot (then nothing moved)."""
+    if _RENAMEAT2 is None:
+        return False
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _UNSUPPORTED:
+        return False
+    raise OSError(code, os.strerror(code), src, None, dst)
+
+
+def _rename_noreplace(src: str, dst: str) -> None:
+    """Move ``src`` to ``dst``; ``FileExistsError`` (nothing moved) if ``dst`` exists.
+    Without ``RENAME_NOREPLACE``: a hard link (refused as atomically), then ``src`` removed."""
+    if not _rename(src, dst, _RENAME_NOREPLACE):
+        os.link(src, dst)
+        os.unlink(src)
+
+
+def _temp_beside(path: str) -> str:
+    """A new short name in the master file's directory: it stays within NAME_MAX whatever
+    the master file's name, and is renamed within one filesystem."""
+    return os.path.join(os.path.dirname(path), f".master-{os.getpid()}-{secrets.token_hex(6)}.tmp")
+
+
+def run_of(path: str) -> str | None:
+    """UUID of the run whose master file ``path`` is, or None (any other file)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            for entry in f.values():
+                uuid = entry.get("conductor/uuid") if isinstance(entry, h5py.Group) else None
+                if uuid is not None:
+                    value = uuid[()]
+                    return value.decode() if isinstance(value, bytes) else str(value)
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+    return None
+
+
+def publish(tmp: str, path: str, uuid: str, overwrite: bool) -> None:
+    """Rename the complete file ``tmp`` to ``path``. Unless ``overwrite``, a file already at
+    ``path`` is replaced only if it is run ``uuid``'s own (an earlier checkpoint, maybe of
+    a conductor before a restart): it is swapped out in one system call and looked at
+    where no one else can touch it; any other file is swapped back and the run fails
+    with ``SavingError`` naming it (a file that appeared is never written over)."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        _rename_noreplace(tmp, path)
+        return
+    except FileExistsError:
+        pass
+    refused = SavingError(
+        f"{path} appeared during the run and file_exists_policy is not 'overwrite': the master file was not "
+        "written over it (move it away, or use 'overwrite')"
+    )
+    if _rename(tmp, path, _RENAME_EXCHANGE):  # now path is the new master, tmp what was there
+        if uuid and run_of(tmp) == uuid:
+            os.unlink(tmp)
+            return
+        _rename(tmp, path, _RENAME_EXCHANGE)  # theirs back where it was; ours is removed by the caller
+        raise refused
+    # no RENAME_EXCHANGE here (NFS...): what is at path is moved aside, then looked at
+    aside = f"{tmp}.old"
+    os.rename(path, aside)
+    if uuid and run_of(aside) == uuid:
+        try:
+            _rename_noreplace(tmp, path)
+        except FileExistsError:
+            raise refused from None
+        finally:
+            os.unlink(aside)
+        return
+    try:
+        _rename_noreplace(aside, path)
+    except FileExistsError:
+        raise SavingError(f"{path} appeared twice during the run; the first one is now {aside}") from None
+    raise refused

@@ -274,7 +274,8 @@ class Observer:
             total, path = await asyncio.to_thread(run.pipeline.write_master, run.saved())
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the run gets a final state
             if s.run is run:
-                s.record_error(f"master file: {exc}")
+                why = exc.reason if isinstance(exc, ConductorError) else type(exc).__name__
+                s.record_error(f"master file: {why}: {exc}")
                 if s.run_state in TRACKED:
                     s.transition("failed")
             else:

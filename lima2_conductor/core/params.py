@@ -12,6 +12,7 @@ import jsonschema
 
 from . import lima2
 from .errors import ParamError
+from .saving_names import check_names
 
 MAX_JSON_LENGTH = 4 * 1024 * 1024
 
@@ -134,9 +135,11 @@ _PATH_FIELDS = ("base_path", "filename_prefix", "filename_suffix", "filename_for
 _NAME_FIELDS = ("filename_prefix", "filename_suffix", "nx_entry_name", "nx_instrument_name", "nx_detector_name")
 
 
-def check_saving(proc: Mapping[str, Any]) -> None:
+def check_saving(proc: Mapping[str, Any], nb_receivers: int = 1, local_frames: int = 0) -> None:
     """Refuse saving fields that cannot make a file name: control characters (NUL...) in
-    any of them, a ``/`` in a name, a ``filename_format`` that does not format."""
+    any of them, a ``/`` in a name, a ``filename_format`` that does not format; then the
+    names themselves (:func:`saving_names.check_names`) for ``nb_receivers`` receivers
+    that get at most ``local_frames`` frames each (0: endless)."""
     for key, channel in proc.items():
         if not isinstance(channel, Mapping) or "base_path" not in channel:
             continue
@@ -153,6 +156,7 @@ def check_saving(proc: Mapping[str, Any]) -> None:
             lima2.data_file_name(channel, 0, 0)
         except (KeyError, IndexError, ValueError) as exc:
             raise ParamError(f"processing params $.{key}.filename_format: cannot format it ({exc!r})") from None
+    check_names(proc, nb_receivers, local_frames)
 
 
 def settings_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,17 +35,23 @@ async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: 
     spec = _pipeline_of(user, overrides)
     overrides = _channel_overrides(spec, overrides)
     rcv0 = self.receivers[0]
-    schemas = await asyncio.gather(
-        call(self.control, "read acq_params schema", self.control.acq_schema(), self.timeout_s),
-        call(rcv0, "read acq_params schema", rcv0.acq_schema(), self.timeout_s),
-        call(rcv0, "read proc_params schema", rcv0.proc_schema(spec.class_name), self.timeout_s),
-    )
+    try:
+        schemas = await asyncio.gather(
+            call(self.control, "read acq_params schema", self.control.acq_schema(), self.timeout_s),
+            call(rcv0, "read acq_params schema", rcv0.acq_schema(), self.timeout_s),
+            call(rcv0, "read proc_params schema", rcv0.proc_schema(spec.class_name), self.timeout_s),
+        )
+    except (DeviceOffline, DeviceTimeout):
+        if self.check_database is not None:  # schemas come from the database: is it the one down?
+            await self.check_database()
+        raise
     try:
         ctl, rcv, proc = await asyncio.to_thread(build_prepare_params, user, *schemas, overrides)
     except RecursionError:
         raise ParamError("params are nested too deeply") from None
-    check_saving(proc)
     nb_frames = int(ctl["acq"]["nb_frames"])
+    local_frames = self.topology.max_local_frames(nb_frames)
+    await asyncio.to_thread(check_saving, proc, len(self.receivers), local_frames)  # asks the filesystem
     self.topology.check_frames(nb_frames)
     for source in spec.saved_sources(proc):
         await asyncio.to_thread(Saving.from_params(proc[source.saving or ""]).check_target)

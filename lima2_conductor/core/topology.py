@@ -169,6 +169,10 @@ class RoundRobin:
     def check_frames(self, nb_frames: int) -> None:
         return None
 
+    def max_local_frames(self, nb_frames: int) -> int:
+        """Most frames one receiver gets (0: endless)."""
+        return -(-nb_frames // len(self.ordering))
+
     def new_run(self, nb_frames: int) -> Locator:
         return StaticLocator(self.ordering)
 
@@ -195,6 +199,10 @@ class DynamicDispatch:
                 f"control params $.acq.nb_frames: {nb_frames} is more than the {MAX_DYNAMIC_FRAMES} frames "
                 "a dynamic-dispatch frame table holds"
             )
+
+    def max_local_frames(self, nb_frames: int) -> int:
+        """Most frames one receiver gets (0: endless): any receiver may get every frame."""
+        return nb_frames
 
     def new_run(self, nb_frames: int) -> Locator:
         return FrameTable(self.nb_receivers, min(nb_frames or 1024, 1 << 20))

@@ -13,7 +13,7 @@ from tango.server import command
 from ..core import lima2
 from ..core.devencoded import encode_rows
 from ..core.errors import ParamError
-from ..core.lookup import cached_where, newest_getter
+from ..core.lookup import cached_where, newest_getter, requested_source
 from ..core.params import deep_merge, defaults_from_schema, settings_overrides
 from .errors import tango_errors
 
@@ -35,7 +35,7 @@ class DataCommands:
 
     @command(
         dtype_in=tango.DevVarLongStringArray,
-        doc_in="One frame. [[frame_idx], [source]]: source from frame_channels (default 'frame'), "
+        doc_in="One frame. [[frame_idx], [source]]: one source from frame_channels (or <source>:dense), "
         "frame_idx -1 = the newest",
         dtype_out=tango.DevEncoded,
         doc_out="The frame as the processing device encodes it (Lima2 DATA_ARRAY for dense frames)",
@@ -50,8 +50,8 @@ class DataCommands:
         its file, ``:dense``, any error) takes the event loop's full path."""
         ints, strs = _long_string(argin, 1, "GetFrame")
         _check_index(ints[0])
-        idx, source = int(ints[0]), strs[0] if strs else "frame"
         run = self.core.run
+        idx, source = int(ints[0]), requested_source(run, strs)
         getter = self._frame_getter(run, idx, source) if run is not None else None
         if getter is not None:
             try:

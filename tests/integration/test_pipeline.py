@@ -129,7 +129,7 @@ def test_run_in_global_order(layout: Layout, data_dir: Path) -> None:
     for call, reason in (
         (lambda: c.Lookup(nb), "NOT_FOUND"),
         (lambda: c.Lookup(-5), "PARAM_ERROR"),
-        (lambda: c.GetFrame([[0], ["sparse"]]), "NOT_FOUND"),
+        (lambda: c.GetFrame([[0], ["sparse"]]), "PARAM_ERROR"),
         (lambda: c.GetFrame([[0, 1], ["frame"]]), "PARAM_ERROR"),
         (lambda: c.GetReducedData([[0, 0, 0], ["peaks"]]), "NOT_FOUND"),
         (lambda: c.GetReducedData([[9, 0, 0], ["roi_stats"]]), "NOT_FOUND"),
