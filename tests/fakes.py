@@ -34,6 +34,9 @@ class FakeDevice:
         self.held: list[str] = []
         self.params: dict[str, Any] = {}
         self.proc: dict[str, Any] = {}
+        self.runs_to_end = False  # a Prepare sent runs to its end though the caller stops waiting (a server)
+        self.preparing = 0  # Prepares under way on this device
+        self.most_preparing = 0  # the most ever under way at once
 
     async def _act(self, what: str) -> None:
         self.calls.append(what)
@@ -55,7 +58,16 @@ class FakeDevice:
         return await self.acq_state(), self.acquired if self.name == "ctl" else self.xferred
 
     async def prepare(self, uuid: str, acq: dict[str, Any], proc: dict[str, Any] | None = None) -> None:
-        await self._act("prepare")
+        work = self._prepare(uuid, acq, proc)
+        await (asyncio.shield(asyncio.ensure_future(work)) if self.runs_to_end else work)
+
+    async def _prepare(self, uuid: str, acq: dict[str, Any], proc: dict[str, Any] | None) -> None:
+        self.preparing += 1
+        self.most_preparing = max(self.most_preparing, self.preparing)
+        try:
+            await self._act("prepare")
+        finally:
+            self.preparing -= 1
         self.params, self.proc = acq, proc or {}
         self.held.append(uuid)
         self.state = D.PREPARED

@@ -30,6 +30,24 @@ async def call(device: Named, action: str, coro: Awaitable[T], timeout: float) -
         raise DeviceTimeout(f"{action} took longer than {timeout:.1f} s", device.name) from None
 
 
+async def run_to_end(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end even when the caller is cancelled meanwhile (once or many
+    times), then raise ``CancelledError``: calls already sent end on the devices anyway,
+    and what they did must be known before it is undone."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait((task,))  # a cancelled wait leaves the task running
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller that would see it is gone
+        raise asyncio.CancelledError
+    return task.result()
+
+
 async def fan_out(
     action: str, calls: Sequence[tuple[Named, Callable[[], Awaitable[Any]]]], timeout: float
 ) -> list[ConductorError]:

@@ -190,10 +190,11 @@ class Observer:
         if run is self._draining:
             await self._drain(run)
             return
-        if s.run_state not in TRACKED or run.ending:
-            return
+        if s.run_state not in TRACKED or run.ending or s.busy:
+            return  # a Start or Stop under way: its outcome is not anticipated
         waiting = s.run_state in (RunState.WAITING_FOR_PROC, RunState.STOPPING)
-        verdict = run.verdict(self.device_states, s.clock(), self.watchdog_s, waiting)
+        stopping = s.run_state == RunState.STOPPING
+        verdict = run.verdict(self.device_states, s.clock(), self.watchdog_s, waiting, stopping)
         if verdict == Verdict.DEVICE_FAILED:
             await self._fail(run)
         elif verdict == Verdict.ENDED:
@@ -213,7 +214,7 @@ class Observer:
         s = self.system
         run.ending = True  # this tick's reads were made after the end: they are final
         ok = await self._write_master(run)
-        if s.run is not run:
+        if s.run is not run or s.run_state not in TRACKED:
             return
         run.timings["run_s"] = s.clock() - run.timings.get("started", s.clock())
         if ok:  # a failed write has already failed the run

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import lima2
 from .errors import ConductorError, DeviceOffline, DeviceTimeout, MultiDeviceError, ParamError
 from .exclusive import exclusive
-from .fanout import call, fan_out
+from .fanout import call, fan_out, run_to_end
 from .master_file import Saving
 from .params import build_prepare_params, check_saving
 from .pipeline import RunPipeline
@@ -80,15 +80,19 @@ async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: 
 
     calls: list[tuple[DevicePort, Callable[[], Awaitable[None]]]] = [(self.control, control)]
     calls += [(r, functools.partial(receiver, r, p)) for r, p in zip(self.receivers, per_rank, strict=True)]
+    # Cancelled (Stop, Reset), the Prepare still waits for every answer (each has its
+    # deadline) so that the rollback covers every device that prepared: the next Prepare
+    # then never meets one of this one's calls on a device.
+    sent = asyncio.ensure_future(fan_out("Prepare", calls, self.timeout_s))
     try:
-        errors = await fan_out("Prepare", calls, self.timeout_s)
+        errors = await run_to_end(sent)
         if errors:
             raise MultiDeviceError("Prepare", errors)
         self.observer.assume(self.devices, DeviceState.PREPARED)
         t3 = self.clock()
         run = await new_run(self, uid, spec, {"control": ctl, "receiver": rcv, "processing": proc}, det_info)
     except BaseException:
-        await asyncio.shield(self.rollback(prepared))
+        await run_to_end(self.rollback([*prepared, *_unanswered(self, sent)]))
         raise
     self.timings["prepare_phases_ms"] = {
         "params": round(1000 * (t1 - t0), 1),
@@ -97,6 +101,14 @@ async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: 
         "processing_devices": round(1000 * (self.clock() - t3), 1),
     }
     return run
+
+
+def _unanswered(self: AcquisitionSystem, sent: asyncio.Future[list[ConductorError]]) -> list[DevicePort]:
+    """The devices whose Prepare did not answer in time: they may have prepared since."""
+    if not sent.done() or sent.cancelled() or sent.exception() is not None:
+        return []
+    late = {e.device for e in sent.result() if isinstance(e, DeviceTimeout)}
+    return [d for d in self.devices if d.name in late]
 
 
 async def new_run(

@@ -77,16 +77,23 @@ class Run:
         self.progress = progress
         self.proc_finished = finished
 
-    def verdict(self, states: dict[str, DeviceState], now: float, watchdog_s: float, waiting: bool) -> Verdict:
+    def verdict(
+        self, states: dict[str, DeviceState], now: float, watchdog_s: float, waiting: bool, stopping: bool = False
+    ) -> Verdict:
         """Decide from the device states and the processing flags.
 
         ``waiting``: the acquisition is known to have ended or been stopped (the watchdog
-        applies only then: a long exposure is not a hang).
+        applies only then: a long exposure is not a hang). ``stopping``: stopped with no
+        command under way, so a device still PREPARED was never started and never will
+        be (a Stop that came during the Start): it has ended, and so has its processing.
         """
         if any(s in BAD_STATES for s in states.values()):
             return Verdict.DEVICE_FAILED
-        acq_done = all(s in ENDED_STATES for s in states.values())
-        proc_done = all(self.proc_finished) if self.processing else acq_done
+        ended = (*ENDED_STATES, DeviceState.PREPARED) if stopping else ENDED_STATES
+        acq_done = all(s in ended for s in states.values())
+        never = [stopping and states.get(r) == DeviceState.PREPARED for r in self.receivers]
+        finished = [f or n for f, n in zip(self.proc_finished, never, strict=False)]
+        proc_done = all(finished) if self.processing else acq_done
         if acq_done and proc_done:
             return Verdict.ENDED
         if waiting and now - self.last_change > watchdog_s:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import preparation, state_machine
@@ -22,7 +23,7 @@ from .errors import (
     NotFound,
     OperationNotAllowed,
 )
-from .fanout import call, fan_out
+from .fanout import call, fan_out, run_to_end
 from .lookup import get_frame, lookup
 from .observer import Observer
 from .pipeline import RunPipeline
@@ -35,6 +36,25 @@ from .topology import Topology
 logger = logging.getLogger(__name__)
 MAX_ERRORS = 50
 DatabaseCheck = Callable[[], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class Claim:
+    """One command's hold on the run state while it is under way (PREPARING, STARTING,
+    CLOSING, RESETTING). Only the command holding the system's current claim moves the
+    run state on, and it compares its claim by identity before any write: a command that
+    was cancelled or overtaken changes nothing, whenever it ends."""
+
+    command: str
+    task: asyncio.Task[Any] | None = None  # the work, when it can be cancelled (Prepare)
+    cancelled: bool = False
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # set once its work has really ended
+
+    def cancel(self) -> None:
+        """Cancel the work once (its rollback then runs to its end)."""
+        if not self.cancelled and self.task is not None and not self.task.done():
+            self.cancelled = True
+            self.task.cancel()
 
 
 class AcquisitionSystem:
@@ -70,7 +90,9 @@ class AcquisitionSystem:
         self.timings: dict[str, Any] = {}
         self._erase_task: asyncio.Task[Any] | None = None
         self.observer = Observer(self, watchdog_s, checkpoint_s)
-        self._prepare_task: asyncio.Task[str] | None = None
+        self._claim: Claim | None = None  # the command that holds the run state
+        self._preparing: Claim | None = None  # the Prepare under way, until it has really ended
+        self._stops = 0  # Stop fan-outs under way
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- derived views ------------------------------------------------------------
@@ -101,6 +123,11 @@ class AcquisitionSystem:
     @property
     def pipeline(self) -> RunPipeline | None:
         return self.run.pipeline if self.run else None
+
+    @property
+    def busy(self) -> bool:
+        """A command is under way whose outcome the run tracking must not anticipate."""
+        return self._claim is not None or self._stops > 0
 
     @property
     def last_error(self) -> str:
@@ -154,36 +181,53 @@ class AcquisitionSystem:
 
     # -- Prepare ---------------------------------------------------------------------
     async def prepare(self, user_params: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:
-        """Validate, fan out Prepare, roll back on partial failure; return the UUID."""
+        """Validate, fan out Prepare, roll back on partial failure; return the UUID.
+
+        The work runs in its own task under a :class:`Claim`: Stop and Reset cancel it and
+        wait for its end (rollback included); its outcome is applied by the task itself,
+        only while its claim is the current one."""
         self.run_state = state_machine.check(self.run_state, "Prepare")  # type: ignore[assignment]
         if self._erase_task is not None:
             self._erase_task.cancel()  # it would erase the pipeline this Prepare makes
-        task = asyncio.ensure_future(self._prepare(user_params, overrides or {}))
-        self._prepare_task = task
+        claim = Claim("Prepare")
+        before, self._claim, self._preparing = self._preparing, claim, claim
+        task = claim.task = asyncio.ensure_future(self._prepare(claim, before, user_params, overrides or {}))
         try:
-            return await task
+            return await task  # a cancelled caller cancels the task (and waits for its rollback)
         except asyncio.CancelledError:
-            if task.cancelled():
+            if claim.cancelled:
                 raise OperationNotAllowed("Prepare was cancelled by Stop or Reset") from None
             raise
+
+    async def _prepare(
+        self, claim: Claim, before: Claim | None, user: dict[str, Any], overrides: dict[str, Any]
+    ) -> str:
+        try:
+            if before is not None:  # one Prepare at a time: the previous one has really ended
+                await before.ended.wait()
+            t0 = self.clock()
+            run = await preparation.prepare_run(self, user, overrides)
+            if claim.cancelled or self._claim is not claim:  # overtaken: nothing of it may stay
+                await run_to_end(self.rollback(self.devices))
+                raise asyncio.CancelledError
+            self._claim = None
+            self._replace_run(run)
+            self.errors.clear()
+            self.transition("prepared")
+            self.timings["prepare_s"] = self.clock() - t0
+            self._erase_task = self.spawn(self._after_prepare(run))
+            return run.uuid
         except BaseException as exc:
-            if self.run_state == RunState.PREPARING:
+            if self._claim is claim:
+                self._claim = None
                 self.transition("prepare_failed")
-            if isinstance(exc, ConductorError):
-                self.record_error(f"Prepare refused: {exc}")
+                if isinstance(exc, ConductorError):
+                    self.record_error(f"Prepare refused: {exc}")
             raise
         finally:
-            self._prepare_task = None
-
-    async def _prepare(self, user: dict[str, Any], overrides: dict[str, Any]) -> str:
-        t0 = self.clock()
-        run = await preparation.prepare_run(self, user, overrides)
-        self._replace_run(run)
-        self.errors.clear()
-        self.transition("prepared")
-        self.timings["prepare_s"] = self.clock() - t0
-        self._erase_task = self.spawn(self._after_prepare(run))
-        return run.uuid
+            if self._preparing is claim:
+                self._preparing = None
+            claim.ended.set()
 
     def _replace_run(self, run: Run | None) -> None:
         """``run`` becomes the current run; the subscriptions of the one it replaces end."""
@@ -200,40 +244,60 @@ class AcquisitionSystem:
 
     def release(self) -> None:
         """The device server's Init or shutdown: no more clean-up, every event
-        subscription ended (a call under way keeps the structure lock until it ends)."""
+        subscription ended (a call under way keeps the structure lock until it ends). A
+        Prepare under way is cancelled, not waited for: its rollback ends on its own."""
         if self._erase_task is not None:
             self._erase_task.cancel()
+        if self._preparing is not None:
+            self._preparing.cancel()
         for d in self.devices:
             d.unwatch()
         self._replace_run(None)
 
     async def rollback(self, devices: Sequence[DevicePort]) -> None:
         if devices:
-            self._record_all(await self._fan_out("Reset (rollback)", [(d, d.reset) for d in devices]))
+            errors = await self._fan_out("Reset (rollback)", [(d, d.reset) for d in devices])
+            failed = {e.device for e in errors}
+            self.observer.assume([d for d in devices if d.name not in failed], DeviceState.IDLE)
+            self._record_all(errors)
 
     # -- Start, Trigger, Stop, Close, Reset -----------------------------------------------
     async def start(self) -> None:
-        """Start receivers then control; on a partial failure stop the others (run FAULT)."""
+        """Start receivers then control; on a partial failure stop the others (run FAULT).
+        A Stop meanwhile waits for this Start to end (the control is then not started)."""
         self.run_state = state_machine.check(self.run_state, "Start")  # type: ignore[assignment]
         run = self.run
         assert run is not None
+        claim = self._claim = Claim("Start")
+        try:
+            await self._start(claim, run)
+        except BaseException:
+            if self._claim is claim and self.run is run and self.run_state in (RunState.STARTING, RunState.STOPPING):
+                self.transition("failed")
+            raise
+        finally:
+            if self._claim is claim:
+                self._claim = None
+            claim.ended.set()
+
+    async def _start(self, claim: Claim, run: Run) -> None:
         t0 = self.clock()
+        started: list[DevicePort] = list(self.receivers)
         errors = await self._fan_out("Start", [(r, r.start) for r in self.receivers])
-        if not errors:
+        if not errors and not run.stop_requested:
+            started.append(self.control)
             errors = await self._fan_out("Start", [(self.control, self.control.start)])
         if errors:
             self._record_all(errors)
             self._record_all(await self._fan_out("Stop", [(d, d.stop) for d in self.devices]))
-            if self.run is run and self.run_state == RunState.STARTING:
-                self.transition("failed")
             raise MultiDeviceError("Start", errors)
         run.started_at = time.time()
         run.last_change = self.clock()
         run.rate.reset()
-        self.observer.assume(self.devices, DeviceState.RUNNING)
+        self.observer.assume(started, DeviceState.RUNNING)
         run.timings["start_s"] = self.timings["start_s"] = self.clock() - t0
         run.timings["started"] = self.clock()
-        if self.run is run and self.run_state == RunState.STARTING:
+        if self._claim is claim and self.run is run and self.run_state == RunState.STARTING:
             self.transition("started")
 
     async def trigger(self) -> None:
@@ -249,17 +313,26 @@ class AcquisitionSystem:
                 self._record_all(await self._fan_out("Stop", [(d, d.stop) for d in running]))
             return
         if self.run_state == RunState.PREPARING:
-            self._cancel_prepare()
-            self.run_state = RunState.IDLE
+            await self._cancel_prepare()  # it returns to IDLE itself once rolled back
             return
         self.run_state = nxt  # type: ignore[assignment]
         if self.run is not None:
             self.run.stop_requested = True
-        self._record_all(await self._fan_out("Stop", [(d, d.stop) for d in self.devices]))
+        self._stops += 1
+        try:
+            if self._claim is not None:  # a Start under way: stop what it started, once it has
+                await self._claim.ended.wait()
+            self._record_all(await self._fan_out("Stop", [(d, d.stop) for d in self.devices]))
+        finally:
+            self._stops -= 1
 
-    def _cancel_prepare(self) -> None:
-        if self._prepare_task is not None and not self._prepare_task.done():
-            self._prepare_task.cancel()
+    async def _cancel_prepare(self) -> None:
+        """Cancel the Prepare under way and wait until it has really ended (its rollback
+        included: each of its calls has a deadline)."""
+        claim = self._preparing
+        if claim is not None:
+            claim.cancel()
+            await claim.ended.wait()
 
     async def close(self) -> None:
         """Release the prepared acquisition: the control closes, the receivers reset."""
@@ -267,14 +340,17 @@ class AcquisitionSystem:
         if nxt == state_machine.NOOP:
             return
         self.run_state = nxt  # type: ignore[assignment]
+        claim = self._claim = Claim("Close")
         try:
             calls: list[tuple[DevicePort, Callable[[], Awaitable[Any]]]] = [(self.control, self.control.close)]
             calls += [(r, r.reset) for r in self.receivers]
             errors = await self._fan_out("Close", calls)
             self._assume_done(errors, DeviceState.IDLE)
         finally:
-            if self.run_state == RunState.CLOSING:
+            if self._claim is claim:
+                self._claim = None
                 self.transition("closed")
+            claim.ended.set()
         if errors:
             self._record_all(errors)
             raise MultiDeviceError("Close", errors)
@@ -282,16 +358,19 @@ class AcquisitionSystem:
     async def reset(self) -> None:
         """Reset every device and forget the run; errors of offline devices are reported."""
         self.check("Reset")
-        if self.run_state == RunState.PREPARING:
-            self._cancel_prepare()
+        claim = self._claim = Claim("Reset")  # a Prepare under way loses its claim: its outcome is dropped
         self.run_state = RunState.RESETTING
         self._replace_run(None)  # work still under way for the old run changes nothing now
         try:
+            await self._cancel_prepare()
             errors = await self._fan_out("Reset", [(d, d.reset) for d in self.devices])
             self._assume_done(errors, DeviceState.IDLE)
         finally:
-            self.errors.clear()
-            self.transition("reset_done")
+            if self._claim is claim:
+                self._claim = None
+                self.errors.clear()
+                self.transition("reset_done")
+            claim.ended.set()
         if errors:
             self._record_all(errors)
             raise MultiDeviceError("Reset", errors)
@@ -304,7 +383,7 @@ class AcquisitionSystem:
         """Take over run ``uid`` found on the devices (prepared by a conductor that died,
         or before an ``Init``): params from the devices, tracked to its end."""
         run = await preparation.adopted_run(self, uid)
-        if self.run is not None or self.run_state != RunState.IDLE:
+        if self.run is not None or self.run_state != RunState.IDLE or self.busy:
             return  # a command got there first
         self._replace_run(run)
         running = any(s == DeviceState.RUNNING for s in self.device_states.values())

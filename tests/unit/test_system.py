@@ -183,6 +183,129 @@ def test_second_prepare_is_rejected_and_stop_cancels() -> None:
     run(scenario())
 
 
+async def _until(condition: Any, what: str, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, what
+        await asyncio.sleep(0.001)
+
+
+def test_stop_returns_once_the_cancelled_prepare_has_ended_and_rolled_back() -> None:
+    """A device keeps preparing after the conductor stops waiting for it (a server ends
+    the command it was sent): Stop returns once that Prepare has ended, every device rolled back."""
+
+    async def scenario() -> None:
+        f = FakeSystem(timeout_s=2.0)
+        s = f.system
+        f.rcvs[0].runs_to_end = True
+        f.rcvs[0].delay["prepare"] = 0.2
+        first = asyncio.ensure_future(s.prepare({}))
+        await _until(lambda: "prepare" in f.rcvs[0].calls, "the Prepare reached the slow receiver")
+        await s.stop()
+        assert s.run_state == RunState.IDLE
+        with pytest.raises(OperationNotAllowed, match="cancelled"):
+            await first
+        assert all(d.preparing == 0 for d in f.devices)
+        assert all(d.state == D.IDLE for d in f.devices)  # the late one too
+
+    run(scenario())
+
+
+def test_a_cancelled_prepare_never_touches_the_next_one() -> None:
+    """Prepare A, Stop, Prepare B, Stop, Prepare C: A's end must not clear B's claim (B
+    would then escape the second Stop and run beside C), and no Prepare ever overlaps another."""
+
+    async def scenario() -> None:
+        f = FakeSystem(timeout_s=2.0)
+        s = f.system
+        for d in f.devices:
+            d.runs_to_end = True
+        f.rcvs[0].delay["prepare"] = 0.2
+        a = asyncio.ensure_future(s.prepare({}))
+        await _until(lambda: f.rcvs[0].calls.count("prepare") == 1, "A reached the slow receiver")
+        await s.stop()
+        b = asyncio.ensure_future(s.prepare({}))
+        await _until(lambda: f.rcvs[0].calls.count("prepare") == 2, "B reached the slow receiver")
+        await s.stop()
+        for cancelled in (a, b):
+            with pytest.raises(OperationNotAllowed, match="cancelled"):
+                await cancelled
+        assert s.run_state == RunState.IDLE
+        c = await s.prepare({})
+        assert s.run_state == RunState.PREPARED and s.uuid == c
+        await _until(lambda: all(d.preparing == 0 for d in f.devices), "every Prepare ended")
+        assert all(d.most_preparing == 1 for d in f.devices)
+        assert all(d.state == D.PREPARED for d in f.devices)
+        assert all(r.held and r.held[-1] == c for r in f.rcvs)
+
+    run(scenario())
+
+
+def test_reset_during_a_prepare_waits_for_it_then_resets() -> None:
+    async def scenario() -> None:
+        f = FakeSystem(timeout_s=2.0)
+        s = f.system
+        f.rcvs[1].runs_to_end = True
+        f.rcvs[1].delay["prepare"] = 0.2
+        first = asyncio.ensure_future(s.prepare({}))
+        await _until(lambda: "prepare" in f.rcvs[1].calls, "the Prepare reached the slow receiver")
+        await s.reset()
+        assert s.run_state == RunState.IDLE and s.run is None
+        with pytest.raises(OperationNotAllowed, match="cancelled"):
+            await first
+        assert all(d.state == D.IDLE for d in f.devices) and all(d.preparing == 0 for d in f.devices)
+        await s.prepare({})
+        assert s.run_state == RunState.PREPARED
+
+    run(scenario())
+
+
+def test_a_failed_prepare_leaves_the_next_ones_state_alone() -> None:
+    """Stop during a Prepare whose device then fails: the failure is that Prepare's alone."""
+
+    async def scenario() -> None:
+        f = FakeSystem(timeout_s=2.0)
+        s = f.system
+        f.rcvs[0].runs_to_end = True
+        f.rcvs[0].delay["prepare"] = 0.1
+        f.rcvs[0].fail["prepare"] = DeviceError("late refusal", "rcv0")
+        first = asyncio.ensure_future(s.prepare({}))
+        await _until(lambda: "prepare" in f.rcvs[0].calls, "the Prepare reached the slow receiver")
+        await s.stop()
+        del f.rcvs[0].fail["prepare"]
+        f.rcvs[0].delay["prepare"] = 0.0
+        second = await s.prepare({})
+        with pytest.raises(OperationNotAllowed):
+            await first
+        assert s.run_state == RunState.PREPARED and s.uuid == second
+
+    run(scenario())
+
+
+def test_stop_during_start_stops_every_device_the_start_reached() -> None:
+    """A Stop that reaches the devices before the Start does would leave them running
+    while the run says STOPPING: the Stop is sent once the Start has ended."""
+
+    async def scenario() -> None:
+        f = FakeSystem(timeout_s=2.0)
+        s = f.system
+        await s.prepare({"control": {"acq": {"nb_frames": 0}}})
+        for r in f.rcvs:
+            r.delay["start"] = 0.1
+        starting = asyncio.ensure_future(s.start())
+        await _until(lambda: "start" in f.rcvs[0].calls, "the Start reached the receivers")
+        await s.stop()
+        await starting
+        assert not any(d.state == D.RUNNING for d in f.devices)
+        assert "start" not in f.ctl.calls  # stopped before the detector began
+        for p in f.procs:
+            p.finished = True
+        await s.poll()
+        assert s.run_state == RunState.STOPPED  # not held until the watchdog
+
+    run(scenario())
+
+
 def test_run_done_fault_and_watchdog() -> None:
     async def scenario() -> None:
         now = [1000.0]
