@@ -124,6 +124,11 @@ class Unsubscriber:
             for proxy, event_id in batch or []:
                 try:
                     proxy.unsubscribe_event(event_id, green_mode=tango.GreenMode.Synchronous)
+                except tango.DevFailed as exc:
+                    if exc.args[0].reason == "API_EventNotFound":  # already ended: at exit, Tango ends them all
+                        logger.debug("event subscription %s already ended", event_id)
+                    else:
+                        logger.warning("ending event subscription %s: %s", event_id, exc)
                 except Exception as exc:  # noqa: BLE001 - logged, the next one goes on
                     logger.warning("ending event subscription %s: %s", event_id, exc)
             if batch is not None:
