@@ -53,6 +53,16 @@ FLOAT_PIXEL_TYPE = "gray32f"
 """Pixel type of corrected frames and vectors (SMX, FAI)."""
 SECONDS_TO_US = 1_000_000
 """Times inside Lima2 params dicts are in microseconds."""
+ACQ_LIMITS: dict[str, tuple[int, int]] = {
+    "nb_frames": (0, 2**31 - 1),
+    "expo_time": (1, 3_600 * SECONDS_TO_US),
+    "latency_time": (0, 3_600 * SECONDS_TO_US),
+}
+"""Inclusive range of the ``acq`` params that the conductor's typed settings fill (times in
+microseconds): the Lima2 frame count is a 32-bit int (0 = endless), an exposure lasts at
+least 1 us, and no time exceeds an hour. The simulators' schema and capabilities declare
+these, and the conductor's settings are limited to them, so a stored setting is one that
+the next Prepare accepts."""
 
 
 def pixel_dtype(pixel_type: str) -> np.dtype:

@@ -13,6 +13,7 @@ device's publisher when the value changes). The memorized settings (``acq_*``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,19 +78,33 @@ class Setting:
     check: Callable[[Any], str] = lambda v: ""
     enum_labels: list[str] = field(default_factory=list)
     alias_of: str = ""  # a Lima1 name for another setting
+    limits: tuple[Any, Any] | None = None
+    """Inclusive (min, max): declared as the attribute's ``min_value``/``max_value`` (Jive
+    and Taurus show them, Tango refuses a write outside with ``API_WAttrOutsideLimit``)
+    and checked again by the device (``PARAM_ERROR``), as the database's copy of the
+    attribute properties can be edited."""
 
     @property
     def key(self) -> str:
         return self.alias_of or self.name
 
+    def problem(self, value: Any) -> str:
+        """Why ``value`` cannot be stored ("" if it can)."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number, not {value}"
+        if self.limits is not None and not self.limits[0] <= value <= self.limits[1]:
+            low, high = (_text(v) for v in self.limits)
+            return f"must be within [{low}, {high}]{' ' + self.unit if self.unit else ''}, not {_text(value)}"
+        return self.check(value)
+
     def declare(self) -> attribute:
-        key, check, cast = self.key, self.check, _cast(self.dtype)
+        key, cast = self.key, _cast(self.dtype)
 
         def fget(device: Any) -> Any:
             return device.settings[key]
 
         async def fset(device: Any, value: Any) -> None:
-            device.change_setting(key, cast(value), check(cast(value)))
+            await device.change_setting(key, cast(value), self.problem(cast(value)))
 
         kwargs: dict[str, Any] = {
             "name": self.name,
@@ -110,7 +125,13 @@ class Setting:
             kwargs["format"] = self.format
         if self.enum_labels:
             kwargs["enum_labels"] = self.enum_labels
+        if self.limits is not None:
+            kwargs["min_value"], kwargs["max_value"] = (repr(v) for v in self.limits)
         return attribute(**kwargs)
+
+
+def _text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _cast(dtype: Any) -> Callable[[Any], Any]:

@@ -32,7 +32,7 @@ from .attributes import namespace
 from .data_commands import DataCommands
 from .errors import tango_errors
 from .monitor import Monitor
-from .settings import SETTINGS
+from .settings import SETTINGS, persist, show_set_points
 from .specs import VIEW_ATTRS
 
 logger = logging.getLogger(__name__)
@@ -183,8 +183,9 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
             observer.fresh = False
             self.refresh_view()
 
-    def change_setting(self, name: str, value: Any, problem: str) -> None:
-        """Store a setting; ``problem`` (if any) is a PARAM_ERROR and nothing changes."""
+    async def change_setting(self, name: str, value: Any, problem: str) -> None:
+        """Store a setting; ``problem`` (if any) is a PARAM_ERROR and nothing changes, nor
+        when the Tango database cannot memorize it (:func:`.settings.persist`)."""
         if problem:
             tango.Except.throw_exception("PARAM_ERROR", f"{self.get_name()}: {name} {problem}", name)
         if self.system is not None and self.system.run_state in (RunState.PREPARING, RunState.STARTING):
@@ -193,7 +194,9 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
                 f"{self.get_name()}: {name} cannot change while {self.system.run_state.value}",
                 name,
             )
+        await persist(self, name, value)
         self.settings[name] = value
+        show_set_points(self, name, value)
         logger.info("%s = %r", name, value)
         if self.monitor is not None:
             self.monitor.publish_settings()

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import math
+import asyncio
+import logging
+import os
+from typing import Any
 
 import tango
 
-from ..core.lima2 import TRIGGER_MODES
+from ..core.lima2 import ACQ_LIMITS, SECONDS_TO_US, TRIGGER_MODES
 from .attributes import Setting
 from .specs import FRAMES
 
-
-def _positive(v: float) -> str:
-    return "" if math.isfinite(v) and v > 0 else f"must be a finite number > 0 s, not {v}"
+logger = logging.getLogger(__name__)
 
 
-def _not_negative(v: float) -> str:
-    return "" if math.isfinite(v) and v >= 0 else f"must be a finite number >= 0 s, not {v}"
+def _seconds(key: str) -> tuple[float, float]:
+    """The range of a Lima2 time (us) in seconds, so that every value in it rounds into it."""
+    low, high = ACQ_LIMITS[key]
+    return low / SECONDS_TO_US, high / SECONDS_TO_US
 
 
 def _file_name(v: str) -> str:
@@ -34,23 +37,30 @@ SETTINGS: list[Setting] = [
         int,
         10,
         "Frames",
-        "Frames of the next Prepare (0 = endless, until Stop); >= 0",
+        "Frames of the next Prepare (0 = endless, until Stop)",
         FRAMES,
         "%d",
-        lambda v: "" if v >= 0 else "must be >= 0 (0 = endless)",
+        limits=ACQ_LIMITS["nb_frames"],
     ),
     Setting(
-        "acq_expo_time", float, 0.001, "Exposure time", "Exposure time of the next Prepare; > 0", "s", "%.6f", _positive
+        "acq_expo_time",
+        float,
+        0.001,
+        "Exposure time",
+        "Exposure time of the next Prepare (the Lima2 devices count whole microseconds)",
+        "s",
+        "%.6f",
+        limits=_seconds("expo_time"),
     ),
     Setting(
         "acq_latency_time",
         float,
         0.0,
         "Latency time",
-        "Latency time of the next Prepare; >= 0",
+        "Latency time of the next Prepare (the Lima2 devices count whole microseconds)",
         "s",
         "%.6f",
-        _not_negative,
+        limits=_seconds("latency_time"),
     ),
     Setting(
         "acq_trigger_mode",
@@ -69,11 +79,57 @@ SETTINGS: list[Setting] = [
         float,
         0.0,
         "Latency time",
-        "Latency time of the next Prepare; >= 0",
+        "Latency time of the next Prepare (the Lima2 devices count whole microseconds)",
         "s",
         "%.6f",
-        _not_negative,
+        limits=_seconds("latency_time"),
         alias_of="acq_latency_time",
     ),
 ]
 SETTING_NAMES = [s.name for s in SETTINGS if not s.alias_of]
+
+
+def show_set_points(device: Any, key: str, value: Any) -> None:
+    """Every attribute of setting ``key`` (its Lima1 alias too) shows ``value`` as its set point."""
+    attrs = device.get_device_attr()
+    for setting in SETTINGS:
+        if setting.key == key:
+            attrs.get_w_attr_by_name(setting.name).set_write_value(value)
+
+
+def _memorized_text(value: Any) -> str:
+    """A value as Tango memorizes it (``__value`` attribute property)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+async def persist(device: Any, key: str, value: Any) -> None:
+    """Write the memorized value of setting ``key`` to the Tango database before the device
+    applies it: ``DEVICE_OFFLINE`` naming ``TANGO_HOST`` when the database cannot take it.
+
+    Tango memorizes a written value only after the write method returned: with the
+    database down the client got ``API_CantConnectToDatabase`` while the device had
+    applied the value, and the next start restored the old one. Written here first, a
+    value is either refused (nothing changes) or persisted. The Lima1 alias
+    ``latency_time`` (not memorized itself) persists ``acq_latency_time`` this way too.
+    Values Tango restores at start or Init come from the database: not written back."""
+    util = tango.Util.instance()
+    name = device.get_name()
+    if not tango.Util._UseDb or util.is_svr_starting() or util.is_device_restarting(name):
+        return
+
+    def put() -> None:
+        util.get_database().put_device_attribute_property(name, {key: {"__value": [_memorized_text(value)]}})
+
+    try:
+        await asyncio.to_thread(put)
+    except tango.DevFailed as exc:
+        host = os.environ.get("TANGO_HOST", "?")
+        logger.warning("%s not changed: the Tango database (%s) did not take it: %s", key, host, exc.args[0].desc)
+        tango.Except.throw_exception(
+            "DEVICE_OFFLINE",
+            f"{name}: {key} not changed: the Tango database ({host}) is unreachable, and a value it does not "
+            "memorize would be lost at the next restart",
+            key,
+        )

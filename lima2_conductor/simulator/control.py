@@ -7,7 +7,7 @@ import json
 
 from tango.server import attribute, command, device_property
 
-from ..core.lima2 import CORE_VERSION, PIXEL_TYPES, TRIGGER_MODES
+from ..core.lima2 import ACQ_LIMITS, CORE_VERSION, PIXEL_TYPES, TRIGGER_MODES
 from ..core.state import DeviceState
 from .base import SimulatorDevice, raise_lima
 from .clock import FrameClock
@@ -57,8 +57,8 @@ class LimaSimulatorControl(SimulatorDevice):
         return json.dumps(
             {
                 "trigger_modes": list(TRIGGER_MODES),
-                "expo_time_range": [1, 3_600_000_000],
-                "latency_time_range": [0, 3_600_000_000],
+                "expo_time_range": list(ACQ_LIMITS["expo_time"]),
+                "latency_time_range": list(ACQ_LIMITS["latency_time"]),
                 "pixel_types": list(PIXEL_TYPES),
             }
         )

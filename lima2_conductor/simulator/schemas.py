@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.lima2 import (
+    ACQ_LIMITS,
     CORE_VERSION,
     DEFAULT_FILENAME_FORMAT,
     DEFAULT_FILENAME_SUFFIX,
@@ -35,10 +36,12 @@ def _obj(props: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"type": "object", "properties": props, "additionalProperties": False, **extra}
 
 
-def _int(default: int, minimum: int | None = 0, **extra: Any) -> dict[str, Any]:
+def _int(default: int, minimum: int | None = 0, maximum: int | None = None, **extra: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "integer", "default": default, **extra}
     if minimum is not None:
         out["minimum"] = minimum
+    if maximum is not None:
+        out["maximum"] = maximum
     return out
 
 
@@ -75,9 +78,9 @@ def acq_params_schema(width: int, height: int) -> dict[str, Any]:
             {
                 "acq": _obj(
                     {
-                        "nb_frames": _int(10, maximum=2**31 - 1, description="0 = endless, until Stop"),
-                        "expo_time": _int(1000, minimum=1, maximum=3_600_000_000, description="us"),
-                        "latency_time": _int(0, maximum=3_600_000_000, description="us"),
+                        "nb_frames": _int(10, *ACQ_LIMITS["nb_frames"], description="0 = endless, until Stop"),
+                        "expo_time": _int(1000, *ACQ_LIMITS["expo_time"], description="us"),
+                        "latency_time": _int(0, *ACQ_LIMITS["latency_time"], description="us"),
                         "trigger_mode": _enum(TRIGGER_MODES, INTERNAL_TRIGGER),
                         "nb_frames_per_trigger": _int(1, minimum=1),
                         "acq_mode": _enum(["normal", "accumulation", "concatenation"], "normal"),

@@ -121,8 +121,8 @@ def test_bad_input_changes_nothing(conductor: tango.DeviceProxy) -> None:
         assert reason(info) in ("PARAM_ERROR", "API_WAttrOutsideLimit")
     assert c.acq_expo_time == before
     with pytest.raises(tango.DevFailed) as info:
-        c.latency_time = -1.0  # the Lima1 name of acq_latency_time
-    assert reason(info) == "PARAM_ERROR"
+        c.latency_time = -1.0  # the Lima1 name of acq_latency_time; below its declared min_value
+    assert reason(info) == "API_WAttrOutsideLimit"
     c.latency_time = 0.25
     assert c.acq_latency_time == 0.25
     c.acq_latency_time = 0.0
