@@ -9,7 +9,9 @@ from typing import Any
 
 import tango
 
-from ..core.lima2 import ACQ_LIMITS, SECONDS_TO_US, TRIGGER_MODES
+from ..core.errors import ParamError
+from ..core.lima2 import ACQ_LIMITS, DEFAULT_FILENAME_FORMAT, DEFAULT_FILENAME_SUFFIX, SECONDS_TO_US, TRIGGER_MODES
+from ..core.saving_names import check_names
 from .attributes import Setting
 from .specs import FRAMES
 
@@ -24,11 +26,32 @@ def _seconds(key: str) -> tuple[float, float]:
 
 def _file_name(v: str) -> str:
     bad = not v or "/" in v or any(ord(c) < 32 for c in v)
-    return f"{v!r} must be a non-empty file name (no '/', no control characters)" if bad else ""
+    if bad:
+        return f"{v!r} must be a non-empty file name (no '/', no control characters)"
+    return _makes_file_names(v)
 
 
 def _directory(v: str) -> str:
-    return f"{v!r} must be a path without control characters" if any(ord(c) < 32 for c in v) else ""
+    if any(ord(c) < 32 for c in v) or not os.path.isabs(v):
+        return f"{v!r} must be an absolute path without control characters"
+    return ""
+
+
+def _makes_file_names(prefix: str) -> str:
+    """What the Prepare's own check of the saving names (:func:`check_names`) says of
+    ``prefix`` with the Lima2 default file names: a prefix it refuses is never stored."""
+    channel = {
+        "enabled": True,
+        "base_path": "/",
+        "filename_prefix": prefix,
+        "filename_format": DEFAULT_FILENAME_FORMAT,
+        "filename_suffix": DEFAULT_FILENAME_SUFFIX,
+    }
+    try:
+        check_names({"saving": channel}, 1, 1)
+    except ParamError as exc:
+        return f"cannot make file names: {exc}"
+    return ""
 
 
 SETTINGS: list[Setting] = [

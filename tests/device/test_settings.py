@@ -137,3 +137,22 @@ def test_latency_time_and_acq_latency_time_are_one_value(conductor: tango.Device
             for name in (written, other):
                 reply = conductor.read_attribute(name)
                 assert (reply.value, reply.w_value) == (value, value), (written, name)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("saving_directory", "relative/dir"),
+        ("saving_directory", ""),
+        ("saving_prefix", "x" * 250),  # its master file name would be longer than a file name can be
+        ("saving_prefix", "a/b"),
+    ],
+)
+def test_saving_values_no_prepare_can_use_are_refused(conductor: tango.DeviceProxy, name: str, value: str) -> None:
+    before = conductor.read_attribute(name)
+    with pytest.raises(tango.DevFailed) as info:
+        conductor.write_attribute(name, value)
+    assert reason(info) == "PARAM_ERROR" and name in info.value.args[0].desc
+    after = conductor.read_attribute(name)
+    assert (after.value, after.w_value) == (before.value, before.w_value)
+    conductor.Prepare('{"processing": {"saving": {"enabled": true}}}')
