@@ -1,6 +1,6 @@
 """The conductor server's optional process-wide settings, measured side by side.
 
-For each configuration (defaults; ``LIMA2_CONDUCTOR_KEEP_FRAME_MEMORY=1``;
+For each configuration (defaults; ``LIMA2_CONDUCTOR_TRIM_AFTER_LARGE_REQUESTS=0``;
 ``LIMA2_CONDUCTOR_SWITCH_INTERVAL_S=0.0005``) a fresh conductor on the same simulated
 system (two receivers) is measured for:
 
@@ -16,6 +16,7 @@ Run: ``python benchmarks/bench_server_tuning.py [--calls N] [--big N]``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -24,14 +25,14 @@ import time
 
 import tango
 
-from lima2_conductor.launcher import Layout, LocalSystem, running_db, wait_for
+from lima2_conductor.launcher import Layout, running_db, wait_for
 
 CONFIGS = {
     "defaults": {},
-    "keep frame memory": {"LIMA2_CONDUCTOR_KEEP_FRAME_MEMORY": "1"},
+    "no trim after large requests": {"LIMA2_CONDUCTOR_TRIM_AFTER_LARGE_REQUESTS": "0"},
     "switch interval 0.5 ms": {"LIMA2_CONDUCTOR_SWITCH_INTERVAL_S": "0.0005"},
 }
-TUNING_VARS = ("LIMA2_CONDUCTOR_KEEP_FRAME_MEMORY", "LIMA2_CONDUCTOR_SWITCH_INTERVAL_S")
+TUNING_VARS = ("LIMA2_CONDUCTOR_TRIM_AFTER_LARGE_REQUESTS", "LIMA2_CONDUCTOR_SWITCH_INTERVAL_S")
 BIG = "x" * (20 * 1024 * 1024)
 
 
@@ -55,10 +56,7 @@ def get_frame(c: tango.DeviceProxy, pid: int, calls: int) -> tuple[float, float,
     c.Prepare("")
     c.Start()
     wait_for(lambda: c.run_state == "DONE", 30, "end")
-    where = tango.DeviceProxy(c.name())
-    import json
-
-    w = json.loads(where.Lookup(37))
+    w = json.loads(c.Lookup(37))
     direct = tango.DeviceProxy(w["processing_device"])
     ours, plain = [], []
     cpu0 = cpu_s(pid)
@@ -91,6 +89,19 @@ def busy_read(c: tango.DeviceProxy, n: int = 400) -> float:
     return statistics.median(out) * 1e3
 
 
+def settled_rss_mb(pid: int, quiet_s: float = 1.5, timeout: float = 10.0) -> float:
+    """RSS once it has not dropped for ``quiet_s`` (the conductor returns the memory of
+    large requests shortly after the last one)."""
+    deadline = time.monotonic() + timeout
+    low, since = rss_mb(pid), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet_s:
+        time.sleep(0.1)
+        now = rss_mb(pid)
+        if now < low - 1:
+            low, since = now, time.monotonic()
+    return low
+
+
 def refused_requests(name: str, pid: int, count: int) -> tuple[float, float, float]:
     """RSS (MB) before, after ``count`` refused 20 MB Prepares, after as many from 4 threads."""
 
@@ -103,15 +114,15 @@ def refused_requests(name: str, pid: int, count: int) -> tuple[float, float, flo
             except tango.DevFailed:
                 pass
 
-    before = rss_mb(pid)
+    before = settled_rss_mb(pid)
     refuse(count)
-    after = rss_mb(pid)
+    after = settled_rss_mb(pid)
     threads = [threading.Thread(target=refuse, args=(max(1, count // 4),)) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return before, after, rss_mb(pid)
+    return before, after, settled_rss_mb(pid)
 
 
 def main() -> None:
@@ -135,7 +146,6 @@ def main() -> None:
                 before, after, threaded = refused_requests(layout.conductor, proc.pid, args.big)
             finally:
                 system.processes.pop(layout.conductor_instance).stop()
-                _ = LocalSystem
             print(
                 f"{label:24s} GetFrame {ours:5.2f} ms, direct {plain:5.2f} ms, ratio {ours / plain:4.2f}, "
                 f"conductor CPU {cpu:4.2f} ms/call | busy read {read:5.2f} ms | RSS {before:4.0f} MB -> "

@@ -11,7 +11,6 @@ conductor therefore never subscribes while it erases, on any server: both go thr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
 from collections.abc import Awaitable
 from typing import TypeVar
@@ -30,13 +29,21 @@ def _lock() -> asyncio.Lock:
 
 
 async def exclusive(work: Awaitable[T]) -> T:
-    """Run ``work`` alone among the subscriptions and erasures of this event loop."""
+    """Run ``work`` alone among the subscriptions and erasures of this event loop.
+
+    A cancelled caller (once or many times) still holds the lock until ``work`` has
+    ended, then raises ``CancelledError``: the request already sent to a device goes on,
+    and nothing else may subscribe or erase meanwhile."""
     async with _lock():
         task = asyncio.ensure_future(work)
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not task.done():
-                with contextlib.suppress(BaseException):  # the request goes on: so does the lock
-                    await task
-            raise
+        cancelled = False
+        while not task.done():
+            try:
+                await asyncio.wait((task,))  # a cancelled wait leaves the task running
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            if not task.cancelled():
+                task.exception()  # retrieved: the caller that would see it is gone
+            raise asyncio.CancelledError
+        return task.result()

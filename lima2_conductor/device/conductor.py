@@ -32,6 +32,7 @@ from .attributes import namespace
 from .data_commands import DataCommands
 from .errors import tango_errors
 from .monitor import Monitor
+from .request_memory import RequestMemory
 from .settings import SETTINGS, persist, show_set_points
 from .specs import VIEW_ATTRS
 
@@ -82,6 +83,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         self.log_handler = logs.attach(self)
         self.loop = asyncio.get_running_loop()
         self.frames = FrameFetcher(self.device_timeout_ms)
+        self.request_memory = RequestMemory()
         for name in ("State", "Status"):  # the others declare their events
             self.set_change_event(name, True, False)
         self._initialise_write_values()
@@ -212,6 +214,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     )
     @tango_errors
     async def Prepare(self, params_json: str) -> str:
+        self.request_memory.served(len(params_json))
         s = self.core
         s.check("Prepare")
         try:

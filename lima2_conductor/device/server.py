@@ -1,13 +1,10 @@
 """``Lima2Conductor INSTANCE [tango options]``: the conductor device server.
 
-Process-wide settings are left at their defaults; two are available on request, each
-measured in ``benchmarks/bench_server_tuning.py`` (figures in the README):
-
-- ``LIMA2_CONDUCTOR_KEEP_FRAME_MEMORY=1``: glibc keeps freed frame buffers for the next
-  frame (:mod:`lima2_conductor.frame_memory`); the process then holds its peak memory;
-- ``LIMA2_CONDUCTOR_SWITCH_INTERVAL_S=<seconds>``: the interpreter's thread switch
-  interval (``sys.setswitchinterval``), which bounds how long a Tango request thread waits
-  for the interpreter while the event loop runs Python.
+Process-wide settings are left at their defaults. One is available on request, measured
+in ``benchmarks/bench_server_tuning.py`` (figures in the README):
+``LIMA2_CONDUCTOR_SWITCH_INTERVAL_S=<seconds>``, the interpreter's thread switch interval
+(``sys.setswitchinterval``), which bounds how long a Tango request thread waits for the
+interpreter while the event loop runs Python.
 """
 
 from __future__ import annotations
@@ -21,12 +18,10 @@ from tango import GreenMode
 from tango.server import run
 
 from ..backend.tango_devices import UNSUBSCRIBER
-from ..frame_memory import keep_freed_frames
 from .conductor import Lima2Conductor
 from .logs import FORMAT, level_from_args
 
 SERVER_NAME = "Lima2Conductor"
-KEEP_FRAME_MEMORY = "LIMA2_CONDUCTOR_KEEP_FRAME_MEMORY"
 SWITCH_INTERVAL = "LIMA2_CONDUCTOR_SWITCH_INTERVAL_S"
 EXIT_DRAIN_S = 3.0
 """How long the server waits at exit for its event subscriptions to end."""
@@ -39,11 +34,6 @@ logger = logging.getLogger(__name__)
 def apply_tuning(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
     """Apply the process-wide settings asked for in the environment; what was applied."""
     applied = []
-    if environ.get(KEEP_FRAME_MEMORY, "").strip().lower() in ("1", "true", "yes", "on"):
-        if keep_freed_frames():
-            applied.append(f"{KEEP_FRAME_MEMORY}: freed frame buffers kept")
-        else:
-            logger.warning("%s: not glibc, nothing changed", KEEP_FRAME_MEMORY)
     interval = environ.get(SWITCH_INTERVAL, "").strip()
     if interval:
         try:
