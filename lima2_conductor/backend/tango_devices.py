@@ -85,6 +85,9 @@ class Unsubscriber:
     through a proxy it found before, and a proxy freed under it crashes the process."""
 
     KEEP_S = 60.0
+    HANG_S = 10.0
+    """An unsubscription still going after this long is logged (the wait itself is
+    Tango's, bounded by its own timeouts)."""
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[list[tuple[Any, int]]] = queue.SimpleQueue()
@@ -122,6 +125,9 @@ class Unsubscriber:
             except queue.Empty:
                 batch = None
             for proxy, event_id in batch or []:
+                hang = threading.Timer(self.HANG_S, _log_hang, (proxy, event_id, self.HANG_S))
+                hang.daemon = True
+                hang.start()
                 try:
                     proxy.unsubscribe_event(event_id, green_mode=tango.GreenMode.Synchronous)
                 except tango.DevFailed as exc:
@@ -131,6 +137,8 @@ class Unsubscriber:
                         logger.warning("ending event subscription %s: %s", event_id, exc)
                 except Exception as exc:  # noqa: BLE001 - logged, the next one goes on
                     logger.warning("ending event subscription %s: %s", event_id, exc)
+                finally:
+                    hang.cancel()
             if batch is not None:
                 with self._idle:
                     self._pending -= 1
@@ -140,6 +148,16 @@ class Unsubscriber:
                 self._kept.append((now, batch))
             while self._kept and now - self._kept[0][0] > self.KEEP_S:
                 self._kept.popleft()
+
+
+def _log_hang(proxy: Any, event_id: int, after_s: float) -> None:
+    """Said once per unsubscription that has not ended in time (Tango's event-callback
+    lock held elsewhere, a device that does not answer): the others wait behind it."""
+    try:
+        name = proxy.dev_name()
+    except Exception:  # noqa: BLE001 - only for the message
+        name = "?"
+    logger.warning("ending event subscription %s of %s: still waiting after %.0f s", event_id, name, after_s)
 
 
 UNSUBSCRIBER = Unsubscriber()
