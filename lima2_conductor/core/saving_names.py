@@ -128,7 +128,7 @@ def _check_name(
     fields = ("filename_prefix",) if master else ("filename_format", "filename_suffix", "filename_prefix")
     if os.path.isabs(name):
         raise ParamError(f"{where}.{_culprit(channel, fields, os.sep)}: {what} would be {name!r}, an absolute path")
-    seps = {os.sep, os.altsep} - {None}
+    seps = [sep for sep in (os.sep, os.altsep) if sep]
     if any(sep in name for sep in seps) or name in ("", ".", ".."):
         raise ParamError(
             f"{where}.{_culprit(channel, fields, os.sep)}: {what} would be {name!r}: a file name of base_path "
