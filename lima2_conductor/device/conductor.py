@@ -116,10 +116,13 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         )
 
     async def delete_device(self) -> None:
+        """Awaits nothing (an operator's Init answers at once, whatever the devices do):
+        the monitor and the old system's work are cancelled, and whatever they still do on
+        their way out ends in the background."""
         t0 = time.monotonic()
         logger.info("delete_device: stopping the monitor")
         if self.monitor is not None:
-            await self.monitor.stop()
+            _reap(self.monitor.stop())
         if getattr(self, "system", None) is not None:
             self.system.release()  # no event subscription outlives the system that made it
         if getattr(self, "frames", None) is not None:
@@ -299,3 +302,25 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     )
     def last_image_ready(self) -> int:
         return self.image_idx
+
+
+_REAPING: set[asyncio.Task[None]] = set()
+REAP_WARN_S = 5.0
+
+
+def _reap(tasks: list[asyncio.Task[Any]]) -> None:
+    """Wait in the background for cancelled tasks to end, and say so if one takes long."""
+    if not tasks:
+        return
+
+    async def reap() -> None:
+        t0 = time.monotonic()
+        _, pending = await asyncio.wait(tasks, timeout=REAP_WARN_S)
+        if pending:
+            logger.warning("%d cancelled task(s) still ending after %.0f s", len(pending), REAP_WARN_S)
+            await asyncio.wait(pending)
+        logger.debug("cancelled tasks ended in %.1f ms", 1000 * (time.monotonic() - t0))
+
+    task = asyncio.ensure_future(reap())
+    _REAPING.add(task)
+    task.add_done_callback(_REAPING.discard)

@@ -84,11 +84,13 @@ class Monitor:
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._loop())
 
-    async def stop(self) -> None:
-        for task in (self._task, self._follow):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(t for t in (self._task, self._follow) if t is not None), return_exceptions=True)
+    def stop(self) -> list[asyncio.Task[None]]:
+        """Cancel the loop and the trigger follower, without waiting for them (an Init
+        never waits on a tick); the tasks, which end on their own."""
+        tasks = [t for t in (self._task, self._follow) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        return tasks
 
     def stats(self) -> dict[str, Any]:
         return {
