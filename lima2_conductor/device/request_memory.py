@@ -5,8 +5,10 @@ of its size: omniORB's, cppTango's, the Python string. They are freed when the r
 ends, but glibc keeps what each request thread freed in that thread's arena, and raises
 its mmap threshold after the first large free: a conductor that refused 25 Prepares of
 20 MB held 300 MB more than before, never returned. ``malloc_trim`` gives that free
-memory back. It is called once, in a worker thread, shortly after the last large request
-(when its buffers have been freed), never on the request's own path.
+memory back, after a garbage collection: a refused request's string is also held by the
+reference cycles of its exception's traceback until the collector runs. Both are done
+once, in a worker thread, shortly after the last large request (when its buffers have
+been freed), never on the request's own path.
 
 ``LIMA2_CONDUCTOR_TRIM_AFTER_LARGE_REQUESTS=0`` turns it off.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -69,6 +72,7 @@ class RequestMemory:
 
     def _run(self) -> None:
         assert self._trim is not None
+        gc.collect()
         self._trim()
         self.trims += 1
 
