@@ -527,6 +527,24 @@ async def check_database(timeout_s: float = 2.0) -> None:
 
     host = os.environ.get("TANGO_HOST", "?")
     try:
+        # first a TCP connection: a database call to a host that does not answer (a
+        # partition) holds the GIL until its timeout, freezing the whole conductor
+        await asyncio.wait_for(_reach_any(host), timeout_s / 2)
         await asyncio.wait_for(asyncio.to_thread(ping), timeout_s)
-    except (tango.DevFailed, TimeoutError):
+    except (tango.DevFailed, TimeoutError, OSError):
         raise DeviceOffline(f"the Tango database ({host}) is unreachable") from None
+
+
+async def _reach_any(tango_host: str) -> None:
+    """Open (and close) a TCP connection to one of the ``host:port`` of ``TANGO_HOST``."""
+    failure: OSError | None = None
+    for entry in tango_host.split(","):
+        name, _, port = entry.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.open_connection(name, int(port))
+        except (OSError, ValueError) as exc:
+            failure = exc if isinstance(exc, OSError) else OSError(str(exc))
+            continue
+        writer.close()
+        return
+    raise failure or OSError(f"no database in TANGO_HOST={tango_host!r}")

@@ -177,6 +177,8 @@ def write(
             cond["uuid"] = metadata.get("uuid", "")
             cond["topology"] = metadata.get("topology", "")
             cond["nb_frames"] = total
+            if "missing_frames" in metadata:  # a failed run: frames no receiver saved (fill value)
+                cond["missing_frames"] = np.asarray(metadata["missing_frames"], dtype="<i8")
             table = np.array(
                 [(m.file.encode(), m.start, m.step, m.count) for m in mappings],
                 dtype=[("file", "S256"), ("first_frame", "<i8"), ("step", "<i8"), ("count", "<i8")],

@@ -260,9 +260,16 @@ class Observer:
         if (ended and finished and answered) or s.clock() - run.last_change > DRAIN_S:
             self._draining = None
             run.ending = True
-            await self._write_master(run)
+            # every frame saved, gaps listed; receivers not read now get a completion
+            unread = [
+                i
+                for i, (r, ok) in enumerate(zip(run.receivers, self._answered, strict=False))
+                if not ok or self.device_states.get(r) == DeviceState.OFFLINE
+            ]
+            if await self._write_master(run, gapped=True) and unread and run.pipeline.saving is not None:
+                s.completions.add(run, unread, run.pipeline.missing, int(run.timings.get("master_file_frames", 0)))
 
-    async def _write_master(self, run: Run) -> bool:
+    async def _write_master(self, run: Run, gapped: bool = False) -> bool:
         """Write the master file(s) of the frames saved; on any failure record it, turn the
         run FAULT (if it still is the current one) and return False."""
         s = self.system
@@ -272,7 +279,7 @@ class Observer:
             await asyncio.gather(self._checkpoint, return_exceptions=True)
             self._checkpoint = None
         try:
-            total, path = await asyncio.to_thread(run.pipeline.write_master, run.saved())
+            total, path = await asyncio.to_thread(run.pipeline.write_master, run.saved(), gapped)
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the run gets a final state
             if s.run is run:
                 why = exc.reason if isinstance(exc, ConductorError) else type(exc).__name__

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import master_file
+from .completion import gapped_layout
 from .devencoded import decode_rows, encode_frame
 from .errors import ConductorError, NotFound, ParamError, SavingError
 from .lima2 import (
@@ -66,6 +67,7 @@ class RunPipeline:
         self.topology_name = topology_name
         hint = nb_frames or 1024
         self.stores = {s.name: ReducedStore(s, size_hint=hint) for s in spec.reduced(proc_params)}
+        self.missing: list[int] = []  # frames the last gapped master file lists as missing
         self.savings = {
             s.name: master_file.Saving.from_params(proc_params[s.saving])
             for s in spec.saved_sources(proc_params)
@@ -188,11 +190,13 @@ class RunPipeline:
     def master_files(self) -> dict[str, list[str]]:
         return {name: [s.master_path, s.data_path] for name, s in self.savings.items()}
 
-    def write_master(self, saved: list[int]) -> tuple[int, str]:
+    def write_master(self, saved: list[int], gapped: bool = False) -> tuple[int, str]:
         """Write the master file(s) of the frames saved (blocking: run in a thread).
 
-        Any failure is a ``SavingError`` naming the file; returns the frame count and path
-        of the main source's file."""
+        ``gapped`` (a failed run): every saved frame, the frames nobody saved in between
+        listed as missing (:attr:`missing`), instead of the contiguous prefix. Any failure
+        is a ``SavingError`` naming the file; returns the frame count and path of the main
+        source's file."""
         result = (0, "")
         for name, saving in self.savings.items():
             path = saving.master_path
@@ -201,7 +205,15 @@ class RunPipeline:
                 if self.spec.source(name).kind == SPARSE:
                     master_file.write_sparse(path, saving, len(self.devices), meta)
                     continue
-                total, mappings = master_file.layout(self.locator, saved, saving)
+                if gapped:
+                    total, mappings, missing = gapped_layout(
+                        self.locator, saved, saving.nb_frames_per_file, saving.file_name
+                    )
+                    meta["missing_frames"] = missing
+                    if not result[1]:
+                        self.missing = missing
+                else:
+                    total, mappings = master_file.layout(self.locator, saved, saving)
                 info = self.frame_info[name]
                 shape = (int(info["nb_channels"]), int(info["dimensions"]["y"]), int(info["dimensions"]["x"]))
                 kind = self.spec.source(name).kind

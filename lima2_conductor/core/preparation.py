@@ -35,6 +35,10 @@ async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: 
     spec = _pipeline_of(user, overrides)
     overrides = _channel_overrides(spec, overrides)
     rcv0 = self.receivers[0]
+    if self.check_database is not None:
+        # schemas come from the database (unless cached): a client call to a database that
+        # does not answer can freeze the whole process, so none is made when it is down
+        await self.check_database()
     try:
         schemas = await asyncio.gather(
             call(self.control, "read acq_params schema", self.control.acq_schema(), self.timeout_s),
@@ -195,7 +199,7 @@ async def erase_old_pipelines(self: AcquisitionSystem, keep: str) -> None:
     for r in self.receivers:
         try:
             for uid in await call(r, "read pipelines", r.pipelines(), self.timeout_s):
-                if uid != keep and current():
+                if uid != keep and current() and not self.completions.pending(uid):  # a completion reads it
                     await exclusive(call(r, "erasePipeline", r.erase_pipeline(uid), self.timeout_s))
         except ConductorError as exc:
             logger.warning("cannot erase old pipelines: %s", exc)

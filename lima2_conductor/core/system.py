@@ -17,6 +17,7 @@ from typing import Any
 
 from . import preparation, state_machine
 from .detector import DetectorCache
+from .completion import Completions, write_gapped
 from .errors import (
     ConductorError,
     MultiDeviceError,
@@ -95,6 +96,7 @@ class AcquisitionSystem:
         self._stops = 0  # Stop fan-outs under way
         self._background: set[asyncio.Task[Any]] = set()
 
+        self.completions = Completions(write_gapped, self.note, poll_timeout_s)  # failed runs' master files
     # -- derived views ------------------------------------------------------------
     @property
     def device_states(self) -> dict[str, DeviceState]:
@@ -253,6 +255,7 @@ class AcquisitionSystem:
         for d in self.devices:
             d.unwatch()
         self._replace_run(None)
+        self.completions.close()
 
     async def rollback(self, devices: Sequence[DevicePort]) -> None:
         if devices:

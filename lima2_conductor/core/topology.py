@@ -58,6 +58,13 @@ class Locator(Protocol):
         """Frame count and file mappings of the contiguous prefix of saved frames."""
         ...
 
+    def saved_mappings(
+        self, saved: Sequence[int], per_file: int, name: FileNamer
+    ) -> tuple[int, list[FileMapping], list[int]]:
+        """Frame count, file mappings and missing frames of every saved frame, up to the
+        last one any receiver saved (a failed run: the gaps are listed, not cut)."""
+        ...
+
 
 @dataclass(frozen=True)
 class StaticLocator:
@@ -89,6 +96,22 @@ class StaticLocator:
                 count = min(per_file, local_total - k * per_file)
                 mappings.append(FileMapping(name(rank, k), pos + n * k * per_file, n, count))
         return total, mappings
+
+    def saved_mappings(
+        self, saved: Sequence[int], per_file: int, name: FileNamer
+    ) -> tuple[int, list[FileMapping], list[int]]:
+        n = len(self.ordering)
+        ranks = enumerate(self.ordering)
+        total = max((pos + n * (saved[rank] - 1) + 1 for pos, rank in ranks if saved[rank] > 0), default=0)
+        covered = np.zeros(total, dtype=bool)
+        mappings: list[FileMapping] = []
+        for pos, rank in enumerate(self.ordering):
+            count = int(saved[rank])
+            covered[pos : pos + n * count : n] = True
+            for k in range((count + per_file - 1) // per_file):
+                size = min(per_file, count - k * per_file)
+                mappings.append(FileMapping(name(rank, k), pos + n * k * per_file, n, size))
+        return total, mappings, np.flatnonzero(~covered).tolist()
 
 
 class FrameTable:
@@ -147,6 +170,22 @@ class FrameTable:
                 idx = mine[files == k]
                 mappings.append(FileMapping(name(rank, int(k)), int(idx[0]), 0, len(idx), idx.astype(np.int64)))
         return total, mappings
+
+    def saved_mappings(
+        self, saved: Sequence[int], per_file: int, name: FileNamer
+    ) -> tuple[int, list[FileMapping], list[int]]:
+        limit = np.array([int(s) for s in saved] + [0], dtype=np.int64)  # rank -1 (not learnt): nothing
+        done = (self.receiver >= 0) & (self.local < limit[self.receiver])
+        total = int(np.flatnonzero(done)[-1]) + 1 if done.any() else 0
+        done, ranks, local = done[:total], self.receiver[:total], self.local[:total]
+        mappings: list[FileMapping] = []
+        for rank in range(len(saved)):
+            mine = np.flatnonzero(done & (ranks == rank))
+            files = local[mine] // per_file
+            for k in np.unique(files):
+                idx = mine[files == k]
+                mappings.append(FileMapping(name(rank, int(k)), int(idx[0]), 0, len(idx), idx.astype(np.int64)))
+        return total, mappings, np.flatnonzero(~done).tolist()
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,7 @@ class DataCommands:
                 "frame_calls": self.frames.stats(),
                 "errors": s.errors,
                 "history": s.history,
+                "completions": [c.info() for c in s.completions.records],
             }
         )
 

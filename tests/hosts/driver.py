@@ -71,6 +71,17 @@ def now() -> float:
     return time.monotonic()
 
 
+def wait_value(name: str, attr: str, values: list[Any], timeout: float, period_s: float = 0.01) -> dict[str, Any]:
+    """Read ``attr`` until it is one of ``values``: the value and when it was seen (monotonic)."""
+    end = time.monotonic() + timeout
+    proxy = dev(name)
+    while True:
+        value = proxy.read_attribute(attr).value
+        if value in values or time.monotonic() > end:
+            return {"value": value, "at": time.monotonic()}
+        time.sleep(period_s)
+
+
 def get_frame(name: str, idx: int, source: str = "frame") -> dict[str, Any]:
     """``GetFrame`` with its duration, the index it says and the index stamped in the pixels."""
     t0 = time.monotonic()
@@ -93,7 +104,7 @@ def probe_start(name: str, period_s: float = 0.02) -> None:
     proxy = tango.DeviceProxy(name)
     proxy.set_timeout_millis(3000)
     stop = threading.Event()
-    record: dict[str, Any] = {"durations": [], "errors": [], "stop": stop}
+    record: dict[str, Any] = {"durations": [], "at": [], "errors": [], "stop": stop}
 
     def loop() -> None:
         while not stop.is_set():
@@ -104,6 +115,7 @@ def probe_start(name: str, period_s: float = 0.02) -> None:
                 except tango.DevFailed as exc:
                     record["errors"].append(exc.args[0].reason)
                 record["durations"].append(time.monotonic() - t0)
+                record["at"].append((t0, call.__name__))
             stop.wait(period_s)
 
     record["thread"] = threading.Thread(target=loop, daemon=True)
@@ -118,7 +130,13 @@ def probe_stop() -> dict[str, Any]:
     _probe["stop"].set()
     _probe["thread"].join(10)
     d = _probe["durations"]
-    out = {"n": len(d), "max_ms": 1000 * max(d, default=0.0), "errors": list(_probe["errors"])}
+    slowest = sorted(zip(d, _probe["at"], strict=True), reverse=True)[:5]
+    out = {
+        "n": len(d),
+        "max_ms": 1000 * max(d, default=0.0),
+        "errors": list(_probe["errors"]),
+        "slowest": [(1000 * ms, at, what) for ms, (at, what) in slowest],
+    }
     _probe.clear()
     return out
 
