@@ -9,6 +9,7 @@ conflicting ones are rejected, never queued: asyncio servers interleave commands
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -194,11 +195,12 @@ class AcquisitionSystem:
         claim = Claim("Prepare")
         before, self._claim, self._preparing = self._preparing, claim, claim
         task = claim.task = asyncio.ensure_future(self._prepare(claim, before, user_params, overrides or {}))
+        task.add_done_callback(functools.partial(self._prepare_ended, claim))  # first: before its caller wakes
         try:
             return await task  # a cancelled caller cancels the task (and waits for its rollback)
         except asyncio.CancelledError:
             if claim.cancelled:
-                raise OperationNotAllowed("Prepare was cancelled by Stop or Reset") from None
+                raise OperationNotAllowed("Prepare was cancelled (by Stop, Reset or Init)") from None
             raise
 
     async def _prepare(
@@ -220,16 +222,19 @@ class AcquisitionSystem:
             self._erase_task = self.spawn(self._after_prepare(run))
             return run.uuid
         except BaseException as exc:
-            if self._claim is claim:
-                self._claim = None
-                self.transition("prepare_failed")
-                if isinstance(exc, ConductorError):
-                    self.record_error(f"Prepare refused: {exc}")
+            if self._claim is claim and isinstance(exc, ConductorError):
+                self.record_error(f"Prepare refused: {exc}")
             raise
-        finally:
-            if self._preparing is claim:
-                self._preparing = None
-            claim.ended.set()
+
+    def _prepare_ended(self, claim: Claim, task: asyncio.Task[str]) -> None:
+        """A Prepare's task has ended (also one cancelled before it began, whose code never
+        ran): a failed one that still holds its claim returns the run state to IDLE."""
+        if self._preparing is claim:
+            self._preparing = None
+        if self._claim is claim:
+            self._claim = None
+            self.transition("prepare_failed")
+        claim.ended.set()
 
     def _replace_run(self, run: Run | None) -> None:
         """``run`` becomes the current run; the subscriptions of the one it replaces end."""

@@ -144,7 +144,7 @@ def test_stop_during_slow_prepare_cancels_and_resets(conductor: tango.DeviceProx
     t = threading.Thread(target=prepare)
     t.start()
     wait_for(lambda: conductor.run_state == "PREPARING", 5, "preparing")
-    conductor.Stop()  # accepted at once: the prepare is cancelled, not waited for
+    conductor.Stop()  # cancels the prepare and returns once it has ended, rolled back
     assert conductor.run_state != "PREPARING"
     t.join(10)
     assert errors == ["OPERATION_NOT_ALLOWED"]

@@ -211,6 +211,26 @@ def test_stop_returns_once_the_cancelled_prepare_has_ended_and_rolled_back() -> 
     run(scenario())
 
 
+def test_stop_before_the_prepare_has_begun() -> None:
+    """A Prepare cancelled before its work took its first step (its code never ran) has
+    ended too: Stop returns and the run is IDLE."""
+
+    async def scenario() -> None:
+        f = FakeSystem()
+        s = f.system
+        first = asyncio.ensure_future(s.prepare({}))
+        await asyncio.sleep(0)  # the Prepare holds its claim, its work not begun
+        assert s.run_state == RunState.PREPARING and not f.ctl.calls
+        await s.stop()  # cancels it in this very step
+        assert s.run_state == RunState.IDLE
+        with pytest.raises(OperationNotAllowed, match="cancelled"):
+            await first
+        await s.prepare({})
+        assert s.run_state == RunState.PREPARED
+
+    run(asyncio.wait_for(scenario(), 10))
+
+
 def test_a_cancelled_prepare_never_touches_the_next_one() -> None:
     """Prepare A, Stop, Prepare B, Stop, Prepare C: A's end must not clear B's claim (B
     would then escape the second Stop and run beside C), and no Prepare ever overlaps another."""
