@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tango
 
-from ..core.errors import ConductorError, DeviceError, DeviceOffline, DeviceTimeout
+from ..core.errors import AccessDenied, ConductorError, DeviceError, DeviceOffline, DeviceTimeout
 from ..core.lima2 import LIMA_ERROR_REASON, lima_what
 
 _OFFLINE = {
@@ -17,6 +17,9 @@ _OFFLINE = {
     "API_CantConnectToDatabase",
 }
 _TIMEOUT = {"API_DeviceTimedOut"}
+_DENIED = {"API_ReadOnlyMode"}
+"""Tango access control: this process's user may only read the device (or call the
+commands its class lists in ``AllowedAccessCmd``)."""
 
 
 def translate(exc: BaseException, device: str, action: str) -> ConductorError:
@@ -41,6 +44,9 @@ def translate(exc: BaseException, device: str, action: str) -> ConductorError:
             or "TRANSIENT" in " ".join(reasons)
         ):
             return DeviceOffline(f"{action}: device offline", device)
+        denied = next((e for e in exc.args if e.reason in _DENIED), None)
+        if denied is not None:
+            return AccessDenied(f"{action}: access denied by Tango access control ({denied.desc.strip()})", device)
         lima = next((e for e in exc.args if e.reason == LIMA_ERROR_REASON), None)
         message = lima_what(lima.desc) if lima is not None else exc.args[0].desc.strip()
         return DeviceError(f"{action}: {message}", device)

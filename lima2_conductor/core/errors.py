@@ -41,6 +41,13 @@ class NotFound(ConductorError):
     reason = "NOT_FOUND"
 
 
+class AccessDenied(ConductorError):
+    """Tango access control gives the conductor read-only access to a device: not a
+    missing frame nor a device failure, and never reported as one."""
+
+    reason = "ACCESS_DENIED"
+
+
 class SavingError(ConductorError):
     reason = "SAVING_ERROR"
 
