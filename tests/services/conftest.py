@@ -7,12 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from .tango_services import MISSING, SKIP_REASON, RealTangoSystem
+from .tango_services import MISSING, REQUIRED, SKIP_REASON, RealTangoSystem
 
 
 @pytest.fixture(scope="package")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealTangoSystem]:
     if MISSING:
+        if REQUIRED:
+            pytest.fail(SKIP_REASON)
         pytest.skip(SKIP_REASON)
     base = tmp_path_factory.mktemp("services")
     system = RealTangoSystem(db_dir=base, log_dir=base)

@@ -37,6 +37,9 @@ SKIP_REASON = (
     f"the Debian Tango services are not installed (missing {', '.join(MISSING)}): "
     "apt-get install mariadb-server tango-db tango-starter tango-accesscontrol libtango-tools (see .ci/services)"
 )
+REQUIRED = os.environ.get("LIMA2_SERVICES") == "required"
+"""Set by ``.ci/run``: missing packages then fail the tier instead of skipping it."""
+SKIP = bool(MISSING) and not REQUIRED
 HOST = socket.gethostname().split(".")[0]
 """The short host name: Starter's instance, and the host its servers are registered on."""
 

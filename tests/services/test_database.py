@@ -16,9 +16,9 @@ from lima2_conductor.core.devencoded import decode_rows
 from lima2_conductor.core.lima2 import STATS_DTYPE
 from lima2_conductor.launcher import CONDUCTOR, Layout, wait_for
 
-from .tango_services import MISSING, SKIP_REASON, RealTangoSystem
+from .tango_services import SKIP, SKIP_REASON, RealTangoSystem
 
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=SKIP_REASON)
+pytestmark = pytest.mark.skipif(SKIP, reason=SKIP_REASON)
 
 LAYOUT = Layout()  # the names of tango_db/
 ROI = {"topleft": {"x": 0, "y": 8}, "dimensions": {"x": 16, "y": 16}}

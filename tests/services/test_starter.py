@@ -12,9 +12,9 @@ import tango
 
 from lima2_conductor.launcher import Layout, wait_for, write_db
 
-from .tango_services import HOST, MISSING, SKIP_REASON, RealTangoSystem, kill_pid, spawn, venv_bin
+from .tango_services import HOST, SKIP, SKIP_REASON, RealTangoSystem, kill_pid, spawn, venv_bin
 
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=SKIP_REASON)
+pytestmark = pytest.mark.skipif(SKIP, reason=SKIP_REASON)
 
 LAYOUT = Layout(2, "id77")  # instance names no other test on this host uses: Starter finds servers by name
 STARTER = f"tango/admin/{HOST}"

@@ -17,10 +17,10 @@ import tango
 from lima2_conductor.launcher import CONDUCTOR, Layout, wait_for
 from lima2_conductor.registration import CONDUCTOR_READ_ONLY_COMMANDS
 
-from .tango_services import MISSING, SKIP_REASON, RealTangoSystem, spawn
+from .tango_services import SKIP, SKIP_REASON, RealTangoSystem, spawn
 
 pytestmark = [
-    pytest.mark.skipif(bool(MISSING), reason=SKIP_REASON),
+    pytest.mark.skipif(SKIP, reason=SKIP_REASON),
     pytest.mark.skipif(os.geteuid() != 0, reason="a client as another user takes root (seteuid)"),
 ]
 
