@@ -30,17 +30,21 @@ DEADLINE_S = 2 * DEVICE_TIMEOUT_S
 NB_FRAMES = 20
 
 
-@pytest.mark.parametrize("nb_clients", [2, 4])
-def test_careless_clients(conductor: tango.DeviceProxy, data_dir: Path, nb_clients: int) -> None:
+@pytest.mark.parametrize(("nb_clients", "slow_prepare_s"), [(2, 0.15), (4, 0.0)])
+def test_careless_clients(conductor: tango.DeviceProxy, data_dir: Path, nb_clients: int, slow_prepare_s: float) -> None:
+    """With two clients one receiver prepares slowly: Stops and Resets then often come
+    while its Prepare is on its way, and the cancelled Prepare must wait for it."""
     seed = int(os.environ.get("LIMA2_STRESS_SEED", str(random.randrange(2**32))))
-    print(f"\nLIMA2_STRESS_SEED={seed} ({nb_clients} clients, {SECONDS:.0f} s)")
+    print(f"\nLIMA2_STRESS_SEED={seed} ({nb_clients} clients, {SECONDS:.0f} s, slow Prepare {slow_prepare_s} s)")
+    tango.DeviceProxy(receiver_name(1)).sim_prepare_delay = slow_prepare_s  # the fixture sets it back
     report = run_clients(CONDUCTOR, nb_clients, SECONDS, seed, DEADLINE_S)
     print(report.table())
     assert not report.unexpected, f"seed {seed}: " + "\n".join(report.unexpected[:20])
     assert not report.overdue, f"seed {seed}: " + "\n".join(report.overdue)
-    assert report.counts["Prepare", "ok"] and report.counts["Start", "ok"], report.table()
+    assert report.counts["Prepare", "ok"], report.table()  # the load did something
 
     c = conductor
+    tango.DeviceProxy(receiver_name(1)).sim_prepare_delay = 0.0
     c.Stop()
     wait_for(lambda: not c.running, 2 * DEADLINE_S, "the last run stopped")
     c.Reset()
