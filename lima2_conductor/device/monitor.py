@@ -73,6 +73,7 @@ class Monitor:
         self._pushed: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
         self._follow: asyncio.Task[None] | None = None
+        self._image: asyncio.Task[None] | None = None  # the last_image refresh under way
         self._image_at = 0.0
         self._image_run = ""
         self._trigger_run = ""
@@ -87,7 +88,7 @@ class Monitor:
     def stop(self) -> list[asyncio.Task[None]]:
         """Cancel the loop and the trigger follower, without waiting for them (an Init
         never waits on a tick); the tasks, which end on their own."""
-        tasks = [t for t in (self._task, self._follow) if t is not None and not t.done()]
+        tasks = [t for t in (self._task, self._follow, self._image) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
         return tasks
@@ -113,7 +114,7 @@ class Monitor:
                 await system.poll()
                 self.observed = self.observed or system.observer.observed
                 device.refresh_view()
-                await self._refresh_image()
+                self._refresh_image()  # its own task: a tick never waits on a frame fetch
             except asyncio.CancelledError:
                 raise
             except Exception:  # the monitor never dies
@@ -225,14 +226,18 @@ class Monitor:
             await asyncio.sleep(TRIGGER_POLL_S)
 
     # -- live image -------------------------------------------------------------------------
-    async def _refresh_image(self) -> None:
-        """The newest processed frame, at most every ``image_period_ms`` while running and
-        once more when the run has ended (so that it ends at the run's last frame)."""
+    def _refresh_image(self) -> None:
+        """Start fetching the newest processed frame (in a task of its own, never awaited
+        by a tick: a fetch from a slow or half-reachable host would stall progress), at
+        most every ``image_period_ms`` while running and once more when the run has
+        ended (so that it ends at the run's last frame); one fetch at a time."""
         device = self.device
         system = device.core
         run = system.run
         if run is None or run.progress.nb_frames_processed == 0:
             return
+        if self._image is not None and not self._image.done():
+            return  # decided again once this one is over (the final image is not skipped)
         now = time.monotonic()
         if system.running:
             if now - self._image_at < device.image_period_ms / 1000:
@@ -242,10 +247,17 @@ class Monitor:
         else:
             self._image_run = run.uuid
         self._image_at = now
+        self._image = asyncio.ensure_future(self._fetch_image())
+
+    async def _fetch_image(self) -> None:
+        device = self.device
         try:
-            frame, idx = decode_frame(await system.get_frame(-1))
+            frame, idx = decode_frame(await device.core.get_frame(-1))
         except (ConductorError, ValueError) as exc:  # a live view is best effort
             logger.debug("last_image: %s", exc)
+            return
+        except Exception:  # noqa: BLE001 - a task of its own: nobody else would see it
+            logger.error("last_image refresh failed: %s", traceback.format_exc())
             return
         if idx != device.image_idx:
             device.image = frame[0].astype(numpy.float32)

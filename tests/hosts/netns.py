@@ -132,9 +132,7 @@ class Network:
         host = self.hosts[name]
         index = list(self.hosts).index(name) + 1
         extra = f"{UNREACHABLE_NET}.{index}"
-        _ip("-n", host.ns, "link", "add", "data0", "type", "dummy")
-        _ip("-n", host.ns, "addr", "add", f"{extra}/32", "dev", "data0")
-        _ip("-n", host.ns, "link", "set", "data0", "up")
+        _ip("-n", host.ns, "addr", "add", f"{extra}/32", "dev", f"{self.prefix}v{index}")
         host.extra.append(extra)
         for other in self.hosts.values():
             if other is not host:
