@@ -201,3 +201,32 @@ def test_database_partitioned(hosts: HostSystem, data_dir: Path) -> None:
     wait_for(prepared, 30, "Prepare after the database is back")
     hosts.c("c.Start()")
     assert hosts.wait_run_end() == "DONE", hosts.c("c.Status()")
+
+
+def flap(hosts: HostSystem, host: str, down_s: float, up_s: float, times: int) -> None:
+    """The link of ``host`` down for ``down_s``, then up for ``up_s``, ``times`` times
+    (a bad cable: the timing is the scenario itself)."""
+    for _ in range(times):
+        hosts.net.cut(host)
+        try:
+            time.sleep(down_s)
+        finally:
+            hosts.net.heal(host)
+        time.sleep(up_s)
+
+
+def test_flapping_link_never_leaves_a_run_stuck(hosts: HostSystem, data_dir: Path) -> None:
+    start_run(hosts, data_dir, nb=300)
+    wait_frames(hosts, 20)
+    flap(hosts, "rcv2", 1.0, 0.5, 3)
+    # the run completes, or fails with a reason; never stuck
+    state = hosts.wait_run_end(timeout=60)
+    assert state in ("DONE", "FAULT"), state
+    if state == "FAULT":
+        assert hosts.c("c.last_error"), hosts.c("c.Status()")
+    wait_for(lambda: not hosts.c("c.running"), 30, "run over")
+    # and the system works again after Reset
+    (data_dir / "next").mkdir()
+    wait_for(lambda: "OFFLINE" not in json.loads(hosts.c("c.device_states")).values(), 30, "devices back")
+    start_run(hosts, data_dir / "next", nb=20, expo=0.005)
+    assert hosts.wait_run_end() == "DONE", hosts.c("c.Status()")
