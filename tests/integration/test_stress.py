@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 from pathlib import Path
 
 import h5py
@@ -61,3 +62,46 @@ def test_careless_clients(conductor: tango.DeviceProxy, data_dir: Path, nb_clien
     with h5py.File(master) as f:
         stack = f[dataset][()]
     assert [stamped_index(frame) for frame in stack] == list(range(NB_FRAMES))
+
+
+def test_prepares_stopped_on_their_way_never_overlap(conductor: tango.DeviceProxy) -> None:
+    """The issue's sequence: Prepare A (one receiver slow), a hang on the other receiver,
+    Stop; Prepare B, Stop; then Prepare C runs alone and the run is DONE. Each Stop
+    returns once its Prepare has ended, rolled back, so B and C never meet A's calls."""
+    c = conductor
+    slow, other = tango.DeviceProxy(receiver_name(0)), tango.DeviceProxy(receiver_name(1))
+    slow.sim_prepare_delay = 1.0
+    results: dict[str, str] = {}
+
+    def prepare(key: str) -> None:
+        try:
+            results[key] = tango.DeviceProxy(CONDUCTOR).Prepare("")
+        except tango.DevFailed as exc:
+            results[key] = exc.args[0].reason
+
+    a = threading.Thread(target=prepare, args=("A",))
+    a.start()
+    wait_for(
+        lambda: device_states([CONTROL, receiver_name(1)]) == {CONTROL: "PREPARED", receiver_name(1): "PREPARED"},
+        5,
+        "Prepare A sent, the slow receiver still preparing",
+    )
+    other.sim_hang = 0.5  # its next command (the rollback's Reset) blocks its whole server
+    c.Stop()
+    assert c.run_state == "IDLE"
+    b = threading.Thread(target=prepare, args=("B",))
+    b.start()  # at once, whether A's client has its answer yet or not
+    a.join(10)
+    wait_for(lambda: c.run_state != "IDLE", 5, "Prepare B under way")
+    c.Stop()
+    b.join(10)
+    assert results == {"A": "OPERATION_NOT_ALLOWED", "B": "OPERATION_NOT_ALLOWED"}
+    assert c.run_state == "IDLE"
+    slow.sim_prepare_delay = 0.0
+    uid = c.Prepare("")
+    names = [CONTROL, receiver_name(0), receiver_name(1)]
+    assert c.run_state == "PREPARED" and c.acq_uuid == uid
+    wait_for(lambda: json.loads(c.device_states) == device_states(names), 5, "conductor and devices agree")
+    assert set(device_states(names).values()) == {"PREPARED"}
+    run_to_end(c)
+    assert c.run_state == "DONE" and c.nb_frames_xferred == c.acq_nb_frames
