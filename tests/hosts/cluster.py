@@ -87,34 +87,35 @@ class HostSystem:
     multi_homed: str = ""  # receiver host whose first published address is unreachable
     conductor_properties: dict[str, object] = field(default_factory=dict)
     client: Client | None = None
+    placement: dict[str, str] = field(default_factory=dict)
+    """Role (``db``, ``control``, ``rcv1``.., ``conductor``, ``client``) -> host name;
+    default: each role on a host of its own, named after it."""
+
+    def host(self, role: str) -> str:
+        return self.placement.get(role, role)
 
     @property
     def tango_host(self) -> str:
-        return f"{self.net.hosts['db'].addr}:{DB_PORT}"
+        return f"{self.net.hosts[self.host('db')].addr}:{DB_PORT}"
 
     @property
     def conductor(self) -> str:
         return self.layout.conductor
 
     def receiver_host(self, i: int) -> str:
-        return f"rcv{i + 1}"
+        return self.host(f"rcv{i + 1}")
 
     def host_names(self) -> list[str]:
-        return [
-            "db",
-            "control",
-            *(self.receiver_host(i) for i in range(self.layout.nb_receivers)),
-            "conductor",
-            "client",
-        ]
+        roles = ["db", "control", *(f"rcv{i + 1}" for i in range(self.layout.nb_receivers)), "conductor", "client"]
+        return list(dict.fromkeys(self.host(role) for role in roles))
 
     def servers(self) -> dict[str, tuple[str, list[str]]]:
         """Process key -> (host, argv) of every device server."""
         lay = self.layout
-        out = {lay.control_instance: ("control", python(SIMULATOR_MODULE, lay.control_instance))}
+        out = {lay.control_instance: (self.host("control"), python(SIMULATOR_MODULE, lay.control_instance))}
         for i in range(lay.nb_receivers):
             out[lay.receiver_instance(i)] = (self.receiver_host(i), python(SIMULATOR_MODULE, lay.receiver_instance(i)))
-        out[lay.conductor_instance] = ("conductor", python(CONDUCTOR_MODULE, lay.conductor_instance))
+        out[lay.conductor_instance] = (self.host("conductor"), python(CONDUCTOR_MODULE, lay.conductor_instance))
         return out
 
     def start(self) -> None:
@@ -123,20 +124,21 @@ class HostSystem:
         self.data.mkdir(parents=True, exist_ok=True)
         props = {**CONDUCTOR_PROPERTIES, **self.conductor_properties}
         db_dir = write_db(net.workdir / "tango_db", [self.layout], props)
-        db = net.hosts["db"]
+        db = net.hosts[self.host("db")]
         exe = str(Path(python("x")[0]).parent / "NosqlTangoDB")
         net.spawn(
-            "db",
+            db.name,
             "tango_db",
             [exe, f"--host={db.addr}", f"--port={DB_PORT}", f"--db_access=yaml:{db_dir}", "2"],
-            net.env("db", self.tango_host, None),  # NosqlTangoDB gives -ORBendPoint from --host/--port
+            net.env(db.name, self.tango_host, None),  # NosqlTangoDB gives -ORBendPoint from --host/--port
         )
         wait_ready(net.processes["tango_db"], "NosqlTangoDB")
         for key, (host, argv) in self.servers().items():
             self.spawn_server(key, host, argv)
         for key in self.servers():
             wait_ready(net.processes[key], key)
-        popen = net.spawn("client", "client", python_file(DRIVER), net.env("client", self.tango_host), pipes=True)
+        client = self.host("client")
+        popen = net.spawn(client, "client", python_file(DRIVER), net.env(client, self.tango_host), pipes=True)
         self.client = Client(popen)
         c = self.client
         for name in [self.layout.control, *self.layout.receivers, self.conductor]:
