@@ -1,7 +1,7 @@
 """``Lima2Conductor INSTANCE [tango options]``: the conductor device server.
 
 Process-wide settings are left at their defaults. One is available on request, measured
-in ``benchmarks/bench_server_tuning.py`` (figures in the README):
+in ``benchmarks/bench_server_tuning.py`` (docs/benchmarks.rst):
 ``LIMA2_CONDUCTOR_SWITCH_INTERVAL_S=<seconds>``, the interpreter's thread switch interval
 (``sys.setswitchinterval``), which bounds how long a Tango request thread waits for the
 interpreter while the event loop runs Python.
