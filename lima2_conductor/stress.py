@@ -101,10 +101,30 @@ def watch(device: str, stop: threading.Event, report: Report, deadline_s: float,
     close(time.monotonic())
 
 
+def hang(devices: list[str], seed: int, stop: threading.Event, hang_s: float) -> None:
+    """Now and then, one of ``devices`` (simulators) blocks its whole server for ``hang_s``
+    at its next command: commands and their rollbacks then take long, as on a loaded host."""
+    proxies = [tango.DeviceProxy(d) for d in devices]
+    rng = random.Random(seed)
+    while not stop.wait(rng.uniform(0, 4 * hang_s)):
+        try:
+            rng.choice(proxies).sim_hang = hang_s
+        except tango.DevFailed:
+            pass  # hung already: the next one
+
+
 def run_clients(
-    device: str, nb_clients: int, seconds: float, seed: int, deadline_s: float, think_s: float = THINK_S
+    device: str,
+    nb_clients: int,
+    seconds: float,
+    seed: int,
+    deadline_s: float,
+    think_s: float = THINK_S,
+    hangs: list[str] | None = None,
+    hang_s: float = 0.2,
 ) -> Report:
-    """``nb_clients`` careless clients for ``seconds``, watched; returns once all have stopped."""
+    """``nb_clients`` careless clients for ``seconds``, watched (and with ``hangs``, those
+    simulators hanging now and then); returns once all have stopped."""
     report = Report()
     stop = threading.Event()
     rng = random.Random(seed)
@@ -112,6 +132,8 @@ def run_clients(
         threading.Thread(target=client, args=(device, rng.randrange(2**32), stop, report, think_s), name=f"client{k}")
         for k in range(nb_clients)
     ]
+    if hangs:
+        threads.append(threading.Thread(target=hang, args=(hangs, rng.randrange(2**32), stop, hang_s), name="hang"))
     watcher = threading.Thread(target=watch, args=(device, stop, report, deadline_s), name="watcher")
     for t in [watcher, *threads]:
         t.start()
