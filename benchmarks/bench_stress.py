@@ -32,6 +32,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--seed", type=int, default=None, help="replay a run (default: random, printed)")
     parser.add_argument("--think", type=float, default=THINK_S, help="longest pause between a client's commands (s)")
+    parser.add_argument("--hang", type=float, default=0.2, help="receivers hang this long now and then (s; 0: never)")
     args = parser.parse_args()
     seed = random.randrange(2**32) if args.seed is None else args.seed
     with tempfile.TemporaryDirectory(prefix="lima2-stress-") as tmp, running_db([LAYOUT], Path(tmp)) as system:
@@ -40,9 +41,12 @@ def main() -> int:
         system.start_conductor(LAYOUT)
         c = tango.DeviceProxy(LAYOUT.conductor)
         wait_for(lambda: c.State() == tango.DevState.ON, 30, "conductor")
-        print(f"{args.clients} clients for {args.seconds:.0f} s, seed {seed}")
+        print(f"{args.clients} clients for {args.seconds:.0f} s, seed {seed}, receivers hanging {args.hang} s")
         t0 = time.monotonic()
-        report = run_clients(LAYOUT.conductor, args.clients, args.seconds, seed, DEADLINE_S, args.think)
+        hangs = LAYOUT.receivers if args.hang > 0 else None
+        report = run_clients(
+            LAYOUT.conductor, args.clients, args.seconds, seed, DEADLINE_S, args.think, hangs, args.hang
+        )
         elapsed = time.monotonic() - t0
         total = sum(report.counts.values())
         print(report.table())
