@@ -55,6 +55,7 @@ def starter(services: RealTangoSystem, tmp_path_factory: pytest.TempPathFactory)
             "LogFileHome": [str(logs)],
             "StartServersAtStartup": ["false"],
             "InterStartupLevelWait": ["0"],
+            "ServerStartupTimeout": ["120"],  # python servers on a busy machine: seconds, not one
         },
     )
     for server, level in LEVELS.items():
