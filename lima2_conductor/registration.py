@@ -28,7 +28,14 @@ CONDUCTOR_CLASS = "Lima2Conductor"
 CONDUCTOR_SERVER = "Lima2Conductor"
 ALLOWED_ACCESS_CMD = "AllowedAccessCmd"
 
-CONDUCTOR_READ_ONLY_COMMANDS = ("GetFrame", "Lookup", "GetReducedData", "GetInfo", "DefaultParams", "ParamsSchema")
+CONDUCTOR_READ_ONLY_COMMANDS: tuple[str, ...] = (
+    "GetFrame",
+    "Lookup",
+    "GetReducedData",
+    "GetInfo",
+    "DefaultParams",
+    "ParamsSchema",
+)
 """The conductor's commands that change nothing (every other one acts on the run:
 Prepare, Start, Trigger, Stop, Close, Reset; Init re-creates the device)."""
 
@@ -43,7 +50,7 @@ def processing_read_only_commands(spec: lima2.PipelineSpec) -> tuple[str, ...]:
 def read_only_commands() -> dict[str, tuple[str, ...]]:
     """``AllowedAccessCmd`` of every class the conductor uses or serves (the simulator's
     control and receiver classes have no command that only reads)."""
-    out = {CONDUCTOR_CLASS: CONDUCTOR_READ_ONLY_COMMANDS}
+    out: dict[str, tuple[str, ...]] = {CONDUCTOR_CLASS: CONDUCTOR_READ_ONLY_COMMANDS}
     for name, spec in lima2.PIPELINES.items():
         if cmds := processing_read_only_commands(spec):
             out[name] = cmds
