@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import preparation, state_machine
-from .detector import DetectorCache
 from .completion import Completions, write_gapped
+from .detector import DetectorCache
 from .errors import (
     ConductorError,
     MultiDeviceError,
@@ -96,8 +96,8 @@ class AcquisitionSystem:
         self._preparing: Claim | None = None  # the Prepare under way, until it has really ended
         self._stops = 0  # Stop fan-outs under way
         self._background: set[asyncio.Task[Any]] = set()
-
         self.completions = Completions(write_gapped, self.note, poll_timeout_s)  # failed runs' master files
+
     # -- derived views ------------------------------------------------------------
     @property
     def device_states(self) -> dict[str, DeviceState]:
