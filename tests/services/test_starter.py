@@ -3,6 +3,7 @@ executables in ``StartDsPath``; a conductor killed is started again and adopts i
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,9 @@ def starter(services: RealTangoSystem, tmp_path_factory: pytest.TempPathFactory)
         wait_for(lambda: s.State() is not None, 30, "Starter")
         yield s
     finally:
+        for level in (2, 1):
+            with contextlib.suppress(tango.DevFailed):
+                s.DevStopAll(level)
         for server in [CONDUCTOR_SERVER, *SIMULATORS]:
             try:
                 pid = services.server_pid(server)
