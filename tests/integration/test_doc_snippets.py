@@ -34,6 +34,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,10 @@ def test_the_readme_examples_are_marked() -> None:
 
 
 @pytest.mark.parametrize("path", [p for p, found in SIMULATED.items() if found], ids=lambda p: str(p.relative_to(ROOT)))
-def test_python_examples_run_against_the_simulated_system(path: Path, conductor: tango.DeviceProxy) -> None:
+def test_python_examples_run_against_the_simulated_system(
+    path: Path, conductor: tango.DeviceProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the examples' saving directories
     namespace: dict[str, object] = {"__name__": f"snippets of {path.name}"}
     for snippet in SIMULATED[path]:
         # Line numbers of tracebacks are those of the rst file.
