@@ -15,11 +15,12 @@ import os
 from typing import Any
 
 import tango
+from bliss.common.greenlet_utils import KillMask
 from bliss.scanning.chain import AcquisitionMaster, AcquisitionSlave
 
-from ..core.lima2 import INTERNAL_TRIGGER, SOFTWARE_TRIGGER
+from ..core.lima2 import INTERNAL_TRIGGER, SOFTWARE_TRIGGER, master_file_name
 from .channel import ConductorImageChannel
-from .client import AcquisitionFailed, ConductorClient
+from .client import AcquisitionFailed, ConductorClient, Run, devfailed_text
 from .params import FINISHED, ProfileRoi, control_params, processing_params
 
 logger = logging.getLogger(__name__)
@@ -47,13 +48,19 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         self.det = controller.det
         self.client: ConductorClient = self.det.client
         self._point = -1
+        self.run: Run | None = None
         self._prepared = False
         self._started = False
         self.ended = False
         self.run_state = ""
         self.uuid = ""
         self.master_file: tuple[str, str] | None = None
+        self.master_files: list[tuple[str, str]] = []
         self._saving: dict[str, Any] = {"enabled": False}
+        # one run per point (internal trigger in a step scan, as Bliss's Lima2 prepares
+        # each point): each point saves under its own prefix, the frame stream counts on
+        self.scan_points = int(self.acq_params.get("scan_npoints", 0))
+        self.per_point = not self.prepare_once and self.scan_points != 1
 
     @staticmethod
     def get_param_validation_schema() -> dict[str, Any]:
@@ -108,6 +115,21 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
             "nx_detector_name": self.name,
         }
 
+    def _point_saving(self, point: int) -> dict[str, Any]:
+        """The saving params of ``point``'s run: one run per point saves each under the
+        scan's prefix plus the point number (no run writes over another's files)."""
+        if not self._saving["enabled"] or not self.per_point:
+            return dict(self._saving)
+        return {**self._saving, "filename_prefix": f"{self._saving['filename_prefix']}_{point:04d}"}
+
+    def _point_master_files(self, dataset: str) -> list[tuple[str, str]]:
+        """Master file of every point of a one-run-per-point scan (empty if not saved or
+        the number of points is unknown)."""
+        if not self._saving["enabled"] or not self.per_point or self.scan_points <= 0:
+            return []
+        base = self._saving["base_path"]
+        return [(os.path.join(base, master_file_name(self._point_saving(p))), dataset) for p in range(self.scan_points)]
+
     # -- chain hooks ----------------------------------------------------------------------
     def _params(self) -> dict[str, Any]:
         p = self.acq_params
@@ -121,27 +143,46 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
             "control": control_params(
                 p["nb_frames"], p["expo_time"], p["latency_time"], p["trigger_mode"], p.get("nb_frames_per_trigger", 1)
             ),
-            "processing": processing_params(stats, profiles, self._saving),  # type: ignore[arg-type]
+            "processing": processing_params(stats, profiles, self._point_saving(max(0, self._point))),  # type: ignore[arg-type]
         }
 
     def prepare(self) -> None:
         if self._prepared and self.prepare_once:
             return
+        self._close_run()  # the previous point's run (one run per point)
         self.ended = False
         self._started = False
         try:
-            self.uuid = self.client.prepare(self._params())
+            self.run = self.client.prepare(self._params())
         except tango.DevFailed as exc:
-            raise AcquisitionFailed(f"{self.name}: Prepare failed: {exc.args[0].desc}") from None
+            raise AcquisitionFailed(f"{self.name}: Prepare failed: {devfailed_text(exc)}") from exc
+        except BaseException:
+            # Ctrl-C: Bliss kills the prepare tasks and calls no stop(); the Prepare still
+            # under way in the conductor is cancelled, or its run released, here
+            with KillMask(masked_kill_nb=1):
+                self.client.undo_prepare()
+            raise
+        self.uuid = self.run.uuid
         self._prepared = True
         values = self.client.read_many(["master_files", "frame_channels"])
         masters = _json(values["master_files"])
         self.master_file = tuple(masters["frame"]) if "frame" in masters else None  # type: ignore[assignment]
         frame_info = _json(values["frame_channels"]).get("frame", {})
+        runs = None
+        if self.per_point:
+            if self._point <= 0 and self.master_file:
+                self.master_files = self._point_master_files(self.master_file[1])
+                if self.master_files and self.master_files[0] != self.master_file:
+                    logger.warning(
+                        "%s: master files named unlike %s: earlier points not readable", self.name, self.master_file
+                    )
+                    self.master_files = []
+            runs = {"frames_per_run": self.npoints, "master_files": [list(m) for m in self.master_files] or None}
         for channel in self.channels:
-            channel.configure(self.uuid, frame_info, self.master_file if channel.source == "frame" else None)
+            master = self.master_file if channel.source == "frame" else None
+            channel.configure(self.uuid, frame_info, master, runs, keep_count=self.per_point and self._point > 0)
         self.client.watcher.subscribe()
-        self.client.watcher.refresh()
+        self.run.refresh()
         self.det.last_run = {"uuid": self.uuid, "frames": self.run_frames, "trigger_mode": self.trigger_mode}
 
     def start(self) -> None:
@@ -152,27 +193,35 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         try:
             self.client.start()
         except tango.DevFailed as exc:
-            raise AcquisitionFailed(f"{self.name}: Start failed: {exc.args[0].desc}") from None
+            raise self._failure("Start", exc) from exc
         self._started = True
         self.spawn_reading_task()
 
     def trigger(self) -> None:
         self.trigger_slaves()
         if self.trigger_mode == SOFTWARE_TRIGGER:
+            assert self.run is not None
             try:
-                self.client.trigger()
-            except tango.DevFailed:
-                raise self.client.failure(self.name) from None
+                self.run.trigger()
+            except tango.DevFailed as exc:
+                raise self._failure("Trigger", exc) from exc
+
+    def _failure(self, command: str, exc: tango.DevFailed) -> AcquisitionFailed:
+        """The scan's error when the conductor refused ``command`` of this run: the run's
+        own reasons first, then the refusal's text."""
+        cause = f"{command} refused by {self.client.name}: {devfailed_text(exc)}"
+        return self.client.failure(self.name, self.run, cause)
 
     def wait_ready(self) -> None:
         """Release the next point once this point's frames are acquired (one run per
         point: once its run has ended)."""
-        if not self._started:
+        run = self.run
+        if not self._started or run is None:
             return
         try:
-            self.client.trigger_done()  # the point's Trigger was accepted
-        except tango.DevFailed:
-            raise self.client.failure(self.name) from None
+            run.trigger_done()  # the point's Trigger was accepted
+        except tango.DevFailed as exc:
+            raise self._failure("Trigger", exc) from exc
         target = (self._point + 1) * self.frames_per_point if self.prepare_once else self.npoints
         if self.npoints > 0:
             target = min(target, self.npoints)
@@ -183,14 +232,14 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
             # one run per point: the point is over when its run is (the next Prepare needs it)
             return self.prepare_once and int(v.get("nb_frames_acquired", 0)) >= target
 
-        if not self.client.watcher.wait(ready, timeout=self._point_deadline(), needs=PROGRESS):
-            v = self.client.watcher.values
+        if not run.wait(ready, timeout=self._point_deadline(), needs=PROGRESS):
+            v = run.values
             raise AcquisitionFailed(
                 f"{self.name}: frame {target - 1} not acquired after {self._point_deadline():.0f} s "
                 f"(run {v.get('run_state')}, {v.get('nb_frames_acquired')} frames acquired)"
             )
-        if str(self.client.watcher.values.get("run_state")) == "FAULT":
-            raise self.client.failure(self.name)
+        if str(run.values.get("run_state")) == "FAULT":
+            raise self.client.failure(self.name, run)
 
     def _point_deadline(self) -> float | None:
         """How long a point may wait for its frames (None: hardware triggers, no limit)."""
@@ -202,11 +251,12 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
 
     def reading(self) -> None:
         """Emit progress while the run lasts; at its end, fail the scan if it failed."""
-        watcher = self.client.watcher
+        run = self.run
+        assert run is not None
         last: dict[str, Any] = {}
         final = False
         while True:
-            v = dict(watcher.values)
+            v = dict(run.values)
             progress = {
                 "run_state": str(v.get("run_state", "")),
                 "nb_frames_acquired": int(v.get("nb_frames_acquired", 0)),
@@ -214,32 +264,55 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
             }
             if progress != last:
                 self.emit_progress_signal(progress)
+                offset = self._point * self.npoints if self.per_point else 0  # frames of the earlier points
                 for channel in self.channels:
-                    channel.emit_progress(progress["nb_frames_ready"])
+                    channel.emit_progress(offset + progress["nb_frames_ready"])
                 last = progress
             state = progress["run_state"]
             if state in ENDED and not final:
-                watcher.refresh()  # the final counts, whatever the order events came in
+                run.refresh()  # the final counts, whatever the order events came in
                 final = True
                 continue
             if state in ENDED:
                 break
-            watcher.wait(lambda values, seen=dict(v): _changed(values, seen), timeout=0.5, needs=PROGRESS)
+            run.wait(lambda values, seen=dict(v): _changed(values, seen), timeout=0.5, needs=PROGRESS)
         self.run_state = state
         self.ended = True
         self.det.last_run.update(run_state=state, frames_ready=progress["nb_frames_ready"])
         if state == "FAULT":
-            raise self.client.failure(self.name)
+            raise self.client.failure(self.name, run)
+
+    def _close_run(self) -> None:
+        """This scan is done with its run: the Trigger replies still pending are collected
+        or cancelled (nothing of them reaches the next run or scan)."""
+        if self.run is not None and not self.run.closed:
+            for exc in self.run.close():
+                logger.debug("%s: Trigger refused at the end of run %s: %s", self.name, self.uuid, devfailed_text(exc))
+
+    def _release_prepared(self) -> None:
+        """A run prepared but never started (the scan failed or was aborted before): Close
+        it, so that the conductor is not left PREPARED."""
+        assert self.run is not None
+        try:
+            values = self.client.read_many(["run_state", "acq_uuid"])
+            if values["run_state"] == "PREPARED" and values["acq_uuid"] == self.run.uuid:
+                self.client.close()
+        except tango.DevFailed as exc:
+            logger.warning("%s: Close failed: %s", self.name, devfailed_text(exc))
 
     def stop(self) -> None:
         """Stop a run that is still going (abort, or another device failed); a completed
         or failed run is left as it is."""
-        if not self._started or self.ended:
-            return
+        self._close_run()
         try:
-            self.client.trigger_done(timeout=1.0)
-        except tango.DevFailed:
-            pass  # stopping anyway
+            self.client.undo_prepare()
+        except tango.DevFailed as exc:
+            logger.warning("%s: the interrupted Prepare could not be undone: %s", self.name, devfailed_text(exc))
+        if self.ended or self.run is None:
+            return
+        if not self._started:
+            self._release_prepared()
+            return
         state = self.client.run_state()
         if state in FINISHED:
             return
@@ -264,6 +337,8 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         if self.master_file:
             meta["master_file"] = self.master_file[0]
             meta["master_dataset"] = self.master_file[1]
+        if self.master_files:
+            meta["master_files"] = [path for path, _ in self.master_files[: self._point + 1]]
         return meta
 
 
@@ -309,6 +384,7 @@ class ReducedDataAcquisitionSlave(AcquisitionSlave):
     def reading(self) -> None:
         master = self.parent
         client: ConductorClient = master.client
+        run: Run = master.run
         source = self.device.source
         by_roi: dict[int, list[tuple[str, Any]]] = {}
         for counter, channels in self._counters.items():
@@ -327,10 +403,10 @@ class ReducedDataAcquisitionSlave(AcquisitionSlave):
             return int(v.get("reduced_data_ready", 0)) > cursor or str(v.get("run_state")) in ENDED
 
         while not self._stop_requested and (total <= 0 or cursor < total):
-            client.watcher.wait(more, timeout=0.5, needs=("run_state", "reduced_data_ready"), poll_period=0.02)
+            run.wait(more, timeout=0.5, needs=("run_state", "reduced_data_ready"), poll_period=0.02)
             if self._stop_requested:
                 return
-            ended = str(client.watcher.values.get("run_state")) in ENDED
+            ended = str(run.values.get("run_state")) in ENDED
             n = self._emit(client, source, lengths, by_roi, cursor) if lengths else 0
             cursor += n
             if ended and n == 0:

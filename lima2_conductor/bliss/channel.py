@@ -31,16 +31,28 @@ class ConductorImageChannel(BaseAcquisitionChannel):
         self._shape: tuple[int, ...] = (0, 0)
         self._dtype: Any = np.uint16
         self._master_file: tuple[str, str] | None = None
+        self._runs: dict[str, Any] | None = None
         self._last = -1
 
-    def configure(self, uuid: str, frame_info: dict[str, Any], master_file: tuple[str, str] | None) -> None:
-        """After Prepare: the run's uuid, frame shape and type, master file."""
-        self._uuid = uuid
+    def configure(
+        self,
+        uuid: str,
+        frame_info: dict[str, Any],
+        master_file: tuple[str, str] | None,
+        runs: dict[str, Any] | None = None,
+        keep_count: bool = False,
+    ) -> None:
+        """After Prepare: the run's uuid, frame shape and type, master file; ``runs`` when
+        the scan is one run per point (the stream counts the frames of every point, and
+        ``keep_count``: this run's frames follow those already published)."""
+        if not keep_count:
+            self._uuid = uuid
+            self._master_file = master_file
+            self._runs = runs
+            self._last = -1
         shape = [int(v) for v in frame_info.get("shape", [1, 0, 0])]
         self._shape = tuple(shape[1:]) if shape and shape[0] == 1 else tuple(shape)
         self._dtype = frame_dtype(str(frame_info.get("pixel_type", DEFAULT_PIXEL_TYPE)))
-        self._master_file = master_file
-        self._last = -1
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -54,7 +66,7 @@ class ConductorImageChannel(BaseAcquisitionChannel):
         if not self._uuid:
             raise RuntimeError(f"{self.name}: the run is not prepared yet")
         return ConductorStream.make_definition(
-            self.fullname, self._url, self.source, self._uuid, self._master_file, self._dtype, self._shape
+            self.fullname, self._url, self.source, self._uuid, self._master_file, self._dtype, self._shape, self._runs
         )
 
     def emit_progress(self, nb_frames: int) -> None:

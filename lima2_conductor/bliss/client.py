@@ -26,11 +26,23 @@ from .params import ACTIVE, TRANSIENT, failure_message, parse_json
 logger = logging.getLogger(__name__)
 
 WATCHED = ("run_state", "nb_frames_acquired", "nb_frames_ready", "reduced_data_ready")
+UUID = "acq_uuid"
+KEPT_RUNS = 4
 REPLY_POLL_S = 0.0005
 
 
 class AcquisitionFailed(RuntimeError):
     """The conductor's run failed; the message names the device and the reason."""
+
+
+def devfailed_text(exc: tango.DevFailed) -> str:
+    """Every distinct description of a ``DevFailed``, outermost first."""
+    descs: list[str] = []
+    for err in exc.args:
+        desc = str(getattr(err, "desc", err)).strip()
+        if desc and desc not in descs:
+            descs.append(desc)
+    return " / ".join(descs) or repr(exc)
 
 
 def _plausible(name: str, value: Any) -> bool:
@@ -44,20 +56,28 @@ def _plausible(name: str, value: Any) -> bool:
 
 
 class RunWatcher:
-    """Latest values of the watched attributes, from events or polling."""
+    """Latest values of the watched attributes of each run, from events or polling.
+
+    Every value is filed under the run it belongs to: a read takes ``acq_uuid`` in the
+    same call; an event is filed under the ``acq_uuid`` of the events received before it
+    (the conductor pushes a new run's ``acq_uuid`` before any other value of that run, and
+    one device's events arrive in order). A late event of an ended run thus never decides
+    anything for the next one.
+    """
 
     def __init__(self, proxy: tango.DeviceProxy, poll_period: float = 0.005, safety_period: float = 0.1) -> None:
         self._proxy = proxy
         self._poll_period = poll_period
         self._safety_period = safety_period
         self._changed = gevent.event.Event()
-        self.values: dict[str, Any] = {}
+        self._runs: dict[str, dict[str, Any]] = {}
+        self._event_uuid: str | None = None
         self._event_ids: dict[str, int] = {}
         self.subscribed: set[str] = set()
 
     def subscribe(self) -> None:
         """Subscribe to change events where the conductor offers them (others are polled)."""
-        for name in WATCHED:
+        for name in (UUID, *WATCHED):
             if name in self._event_ids:
                 continue
             try:
@@ -74,45 +94,75 @@ class RunWatcher:
                 pass
         self._event_ids.clear()
         self.subscribed.clear()
+        self._event_uuid = None
+
+    def _run_values(self, uuid: str) -> dict[str, Any]:
+        """The values of run ``uuid`` (created empty; only the newest runs are kept)."""
+        values = self._runs.get(uuid)
+        if values is None:
+            values = self._runs[uuid] = {}
+            while len(self._runs) > KEPT_RUNS:
+                del self._runs[next(iter(self._runs))]
+        return values
 
     def _on_event(self, event: Any) -> None:
         if event.err or event.attr_value is None:
-            self.subscribed.discard(event.attr_name.rsplit("/", 1)[-1].lower())
+            name = event.attr_name.rsplit("/", 1)[-1].lower()
+            self.subscribed.discard(name)
+            if name == UUID:
+                self._event_uuid = None  # later events cannot be filed: polled until it is back
             self._changed.set()
             return
         name = event.attr_value.name.lower()
-        if _plausible(name, event.attr_value.value):
-            self.values[name] = event.attr_value.value
+        value = event.attr_value.value
+        if name == UUID:
+            self._event_uuid = str(value or "")
+            self._run_values(self._event_uuid)
+        elif self._event_uuid is not None and _plausible(name, value):
+            self._run_values(self._event_uuid)[name] = value
         self.subscribed.add(name)
         self._changed.set()
 
-    def refresh(self) -> None:
-        """Read every watched attribute now (one call)."""
-        for attr in self._proxy.read_attributes(list(WATCHED)):
+    def refresh(self) -> str:
+        """Read every watched attribute now (one call); the uuid of the run they are of."""
+        attrs = self._proxy.read_attributes([UUID, *WATCHED])
+        uuid = str(attrs[0].value or "")
+        values = self._run_values(uuid)
+        for attr in attrs[1:]:
             if _plausible(attr.name.lower(), attr.value):
-                self.values[attr.name.lower()] = attr.value
+                values[attr.name.lower()] = attr.value
+        return uuid
+
+    def values(self, uuid: str) -> dict[str, Any]:
+        """The latest values of run ``uuid`` (empty if none is known)."""
+        return self._runs.get(uuid, {})
+
+    def _evented(self, uuid: str, needs: tuple[str, ...]) -> bool:
+        """Events deliver the values ``needs`` of run ``uuid``: they need not be polled."""
+        return self._event_uuid == uuid and UUID in self.subscribed and set(needs) <= self.subscribed
 
     def wait(
         self,
+        uuid: str,
         condition: Callable[[dict[str, Any]], bool],
         timeout: float | None = None,
         needs: tuple[str, ...] = WATCHED,
         poll_period: float | None = None,
     ) -> bool:
-        """Wait until ``condition(values)``; False after ``timeout`` s. Events wake it at
-        once; when one of the attributes it ``needs`` has no events, they are read every
-        ``poll_period`` s (default: the watcher's), else every ``safety_period`` s."""
+        """Wait until ``condition(values of run uuid)``; False after ``timeout`` s. Events
+        wake it at once; when the values it ``needs`` do not come by events, they are read
+        every ``poll_period`` s (default: the watcher's), else every ``safety_period`` s."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        if not self.values:
+        if uuid not in self._runs:
             self.refresh()
         polled = time.monotonic()
         while True:
-            if condition(self.values):
+            if condition(self.values(uuid)):
                 return True
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return False
-            period = self._safety_period if set(needs) <= self.subscribed else (poll_period or self._poll_period)
+            period = self._safety_period if self._evented(uuid, needs) else (poll_period or self._poll_period)
             if now - polled >= period:
                 self.refresh()
                 polled = now
@@ -124,6 +174,85 @@ class RunWatcher:
             self._changed.wait(max(0.0, wake))
 
 
+class Run:
+    """One conductor run as a scan prepared it: its uuid, the values the conductor
+    published for it, the replies of the Triggers sent for it.
+
+    Nothing of a run outlives it: :meth:`close` (when the scan stops or fails) collects or
+    cancels the replies still pending, and a new scan has a new ``Run``.
+    """
+
+    def __init__(self, client: ConductorClient, uuid: str) -> None:
+        self.client = client
+        self.uuid = uuid
+        self._triggers: list[int] = []
+        self.closed = False
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return self.client.watcher.values(self.uuid)
+
+    def refresh(self) -> None:
+        self.client.watcher.refresh()
+
+    def wait(
+        self,
+        condition: Callable[[dict[str, Any]], bool],
+        timeout: float | None = None,
+        needs: tuple[str, ...] = WATCHED,
+        poll_period: float | None = None,
+    ) -> bool:
+        return self.client.watcher.wait(self.uuid, condition, timeout, needs, poll_period)
+
+    def trigger(self) -> None:
+        """Send a software trigger without waiting for the reply, which
+        :meth:`trigger_done` collects: its round trip overlaps the exposure."""
+        if self.closed:
+            raise RuntimeError(f"run {self.uuid} is closed: no more Trigger")
+        self.trigger_done()  # a reply still pending (an aborted point) is collected first
+        self._triggers.append(self.client.proxy.command_inout_asynch("Trigger"))
+
+    def trigger_done(self, timeout: float = 10.0) -> None:
+        """Wait for the replies of this run's Triggers; the conductor's ``DevFailed`` if
+        it refused one."""
+        deadline = time.monotonic() + timeout
+        while self._triggers:
+            idx = self._triggers[0]
+            try:
+                self.client.proxy.command_inout_reply(idx)
+            except tango.AsynReplyNotArrived:
+                if time.monotonic() > deadline:
+                    raise
+                gevent.sleep(REPLY_POLL_S)
+                continue
+            except tango.DevFailed:
+                self._triggers.pop(0)
+                raise
+            self._triggers.pop(0)
+
+    def close(self, timeout: float = 1.0) -> list[tango.DevFailed]:
+        """End of the run for this scan: the Trigger replies still pending are collected
+        (or, past ``timeout``, cancelled) and no more Trigger is sent; the refusals among
+        them (already explained by the run's end) are returned."""
+        self.closed = True
+        refused: list[tango.DevFailed] = []
+        deadline = time.monotonic() + timeout
+        while self._triggers:
+            try:
+                self.trigger_done(timeout=max(0.0, deadline - time.monotonic()))
+            except tango.AsynReplyNotArrived:
+                break
+            except tango.DevFailed as exc:
+                refused.append(exc)
+        for idx in self._triggers:
+            try:
+                self.client.proxy.cancel_asynch_request(idx)
+            except (tango.DevFailed, AttributeError):
+                pass
+        self._triggers.clear()
+        return refused
+
+
 class ConductorClient:
     """Commands and reads of one conductor device, for the Bliss controller."""
 
@@ -132,7 +261,7 @@ class ConductorClient:
         self.proxy = tango.DeviceProxy(tango_name, green_mode=tango.GreenMode.Gevent)
         self.proxy.set_timeout_millis(timeout_ms)
         self.watcher = RunWatcher(self.proxy)
-        self._trigger_id: int | None = None
+        self.pending_prepare: Any = None
 
     # -- reads -------------------------------------------------------------------
     def read(self, name: str) -> Any:
@@ -153,16 +282,23 @@ class ConductorClient:
     def capabilities(self) -> dict[str, Any]:
         return self.read_json("det_capabilities")
 
-    def failure(self, detector: str) -> AcquisitionFailed:
-        """The error of a failed run, from the conductor's errors and Status."""
+    def failure(self, detector: str, run: Run | None = None, cause: str = "") -> AcquisitionFailed:
+        """The error of a failed run: the device, ``cause`` (what the scan saw, e.g. a
+        refused command's text) and the run's own errors; the conductor's errors and Status
+        only while its current run is ``run`` (never those of another, healthy run)."""
         try:
-            values = self.read_many(["errors", "last_error"])
+            values = self.read_many(["acq_uuid", "errors", "last_error"])
             status = str(self.proxy.Status())
-            errors = list(values["errors"] or [])
-            last = str(values["last_error"] or "")
         except tango.DevFailed as exc:
-            return AcquisitionFailed(f"{detector}: the conductor {self.name} is unreachable: {exc.args[0].desc}")
-        return AcquisitionFailed(failure_message(detector, status, last, errors))
+            text = f"{detector}: the conductor {self.name} is unreachable: {exc.args[0].desc}"
+            return AcquisitionFailed(f"{text}\n  - {cause}" if cause else text)
+        current = str(values["acq_uuid"] or "")
+        if run is not None and current != run.uuid:
+            note = f"run {run.uuid} is no longer the conductor's current run ({current or 'none'})"
+            return AcquisitionFailed(failure_message(detector, "", "", [], cause, note))
+        errors = list(values["errors"] or [])
+        last = str(values["last_error"] or "")
+        return AcquisitionFailed(failure_message(detector, status, last, errors, cause))
 
     # -- commands ------------------------------------------------------------------
     def make_ready(self, timeout: float = 30.0) -> None:
@@ -184,46 +320,57 @@ class ConductorClient:
     def _system_faulty(self) -> bool:
         return str(self.proxy.State()) in ("FAULT", "UNKNOWN")
 
-    def prepare(self, params: dict[str, Any]) -> str:
-        """Prepare (after ``make_ready``); one Reset and retry if the system refuses."""
+    def prepare(self, params: dict[str, Any]) -> Run:
+        """Prepare (after ``make_ready``); one Reset and retry if the system refuses. The
+        new run, with nothing of the previous ones."""
         self.make_ready()
         text = json.dumps(params)
         try:
-            return str(self.proxy.Prepare(text))
+            uuid = self._prepare(text)
         except tango.DevFailed as exc:
             if exc.args[0].reason not in ("OPERATION_NOT_ALLOWED", "DEVICE_ERROR"):
                 raise
             logger.info("%s: Prepare refused (%s), resetting once", self.name, exc.args[0].desc)
             self.proxy.Reset()
-            return str(self.proxy.Prepare(text))
+            uuid = self._prepare(text)
+        return Run(self, uuid)
+
+    def _prepare(self, text: str) -> str:
+        """Prepare; when the caller is interrupted (Ctrl-C), the request stays in
+        ``pending_prepare`` for :meth:`undo_prepare` (the conductor still serves it)."""
+        pending = self.proxy.command_inout("Prepare", text, wait=False)
+        self.pending_prepare = pending
+        try:
+            uuid = str(pending.get())
+        except tango.DevFailed:
+            self.pending_prepare = None
+            raise
+        self.pending_prepare = None
+        return uuid
+
+    def undo_prepare(self, timeout: float = 30.0) -> None:
+        """An interrupted Prepare is cancelled (Stop), or what it prepared released (Close):
+        the conductor is not left PREPARED by a scan that never started."""
+        pending, self.pending_prepare = self.pending_prepare, None
+        if pending is None:
+            return
+        self.proxy.Stop()  # cancels a Prepare still under way
+        try:
+            uuid = str(pending.get(timeout=timeout))
+        except (tango.DevFailed, gevent.Timeout):
+            return  # failed or cancelled: nothing prepared
+        values = self.read_many(["run_state", UUID])
+        if values["run_state"] == "PREPARED" and values[UUID] == uuid:
+            self.proxy.Close()
 
     def start(self) -> None:
         self.proxy.Start()
 
-    def trigger(self) -> None:
-        """Send a software trigger without waiting for the reply, which
-        :meth:`trigger_done` collects: its round trip overlaps the exposure."""
-        self.trigger_done()  # a reply still pending (an aborted point) is collected first
-        self._trigger_id = self.proxy.command_inout_asynch("Trigger")
-
-    def trigger_done(self, timeout: float = 10.0) -> None:
-        """Wait for the reply of the last trigger; the conductor's ``DevFailed`` if it
-        refused it."""
-        idx, self._trigger_id = self._trigger_id, None
-        if idx is None:
-            return
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.proxy.command_inout_reply(idx)
-                return
-            except tango.AsynReplyNotArrived:
-                if time.monotonic() > deadline:
-                    raise
-                gevent.sleep(REPLY_POLL_S)
-
     def stop(self) -> None:
         self.proxy.Stop()
+
+    def close(self) -> None:
+        self.proxy.Close()
 
     # -- data --------------------------------------------------------------------------
     def reduced_rows(self, source: str, channel: int, from_frame: int, max_rows: int = 0) -> np.ndarray:

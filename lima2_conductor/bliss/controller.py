@@ -18,12 +18,23 @@ from bliss.common.utils import autocomplete_property
 from bliss.controllers.counter import counter_namespace
 from bliss.controllers.lima.roi import ArcRoi, Roi
 
+from ..core.lima2 import DEFAULT_PIXEL_TYPE
 from .client import ConductorClient
 from .counters import DetectorController, FrameCounter, RoiProfilesController, RoiStatsController
+from .params import parse_json
 from .settings import AcquisitionSettings, RoiList, RoiProfileList, SavingSettings
 
 CACHE_S = 5.0
-STATIC_ATTRS = ("det_plugin", "det_model", "det_width", "det_height", "det_pixel_type", "receivers", "topology_name")
+STATIC_ATTRS = (
+    "det_plugin",
+    "det_model",
+    "det_width",
+    "det_height",
+    "det_pixel_type",
+    "frame_channels",
+    "receivers",
+    "topology_name",
+)
 
 
 class Processing:
@@ -32,8 +43,8 @@ class Processing:
     def __init__(self, det: Lima2Conductor) -> None:
         key = f"lima2_conductor:{det.name}"
         self.saving = SavingSettings(f"{key}:saving")
-        self.roi_stats = RoiList(f"{key}:roi_stats", det._rois_changed)
-        self.roi_profiles = RoiProfileList(f"{key}:roi_profiles", det._rois_changed)
+        self.roi_stats = RoiList(f"{key}:roi_stats", det._rois_changed, det.frame_size)
+        self.roi_profiles = RoiProfileList(f"{key}:roi_profiles", det._rois_changed, det.frame_size)
 
     def __info__(self) -> str:
         return "\n".join(
@@ -94,6 +105,21 @@ class Lima2Conductor(CounterContainer):
             except tango.DevFailed:
                 return self._cache.get(name, default)
         return self._cache.get(name, default)
+
+    def frame_size(self) -> tuple[int, int]:
+        """Width and height of the frames (the current pipeline's, else the sensor's; 0, 0
+        if the conductor is unreachable)."""
+        frame = parse_json(self._cached("frame_channels", "")).get("frame") or {}
+        shape = frame.get("shape") or []
+        if len(shape) == 3 and int(shape[1]) > 0:
+            return int(shape[2]), int(shape[1])
+        return int(self._cached("det_width", 0) or 0), int(self._cached("det_height", 0) or 0)
+
+    def frame_pixel_type(self) -> str:
+        """The pixel type of the frames: the current pipeline's (``frame_channels``), else
+        the conductor's ``det_pixel_type`` (what a run with the default params makes)."""
+        frame = parse_json(self._cached("frame_channels", "")).get("frame") or {}
+        return str(frame.get("pixel_type") or self._cached("det_pixel_type", "") or DEFAULT_PIXEL_TYPE)
 
     def capabilities(self) -> dict[str, Any]:
         if not self._caps:
@@ -179,7 +205,7 @@ class Lima2Conductor(CounterContainer):
         lines += [
             f"State:     {state}",
             "Status:    " + status.replace("\n", "\n           "),
-            f"Detector:  {v['det_plugin']} {v['det_model']}, {v['det_width']} x {v['det_height']} {v['det_pixel_type']}",
+            f"Detector:  {v['det_plugin']} {v['det_model']}, {v['det_width']} x {v['det_height']} {self.frame_pixel_type()}",
             f"Topology:  {v['topology_name']}",
             "Receivers: " + ", ".join(v["receivers"] or []),
             "",

@@ -43,7 +43,7 @@ class FrameCounter(Counter):
 
     @property
     def dtype(self) -> Any:
-        return frame_dtype(self._det._cached("det_pixel_type", DEFAULT_PIXEL_TYPE))
+        return frame_dtype(self._det.frame_pixel_type())
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -102,10 +102,12 @@ class DetectorController(CounterController, HasMetadataForScanExclusive, HasMeta
         else:
             trigger_mode = default_trigger_mode(caps)
         prepare_once = trigger_mode in (SOFTWARE_TRIGGER, EXTERNAL_TRIGGER, GATE_TRIGGER)
-        per_trigger = int(acq_params.get("nb_frames_per_trigger", settings.nb_frames_per_trigger))
+        # one frame per point, as Bliss's Lima2 (several frames per trigger only when a
+        # scan asks for them in its acq_params): the counters have one value per point
+        per_trigger = int(acq_params.get("nb_frames_per_trigger", 1))
         nb_frames = acq_params.get("nb_frames")
         if nb_frames is None:
-            nb_frames = npoints * per_trigger if prepare_once else per_trigger
+            nb_frames = npoints if prepare_once else 1
         expo_time = acq_params.get("expo_time", settings.expo_time)
         if expo_time is None:
             expo_time = count_time
@@ -118,6 +120,7 @@ class DetectorController(CounterController, HasMetadataForScanExclusive, HasMeta
             "nb_frames_per_trigger": per_trigger,
             "prepare_once": prepare_once,
             "start_once": prepare_once,
+            "scan_npoints": npoints,
         }
 
     def get_acquisition_object(

@@ -129,11 +129,16 @@ def min_latency(capabilities: dict[str, Any]) -> float:
         return 0.0
 
 
-def failure_message(name: str, status: str, last_error: str, errors: list[str]) -> str:
-    """The error a failed scan raises: the detector, the conductor's reason(s)."""
+def failure_message(name: str, status: str, last_error: str, errors: list[str], cause: str = "", note: str = "") -> str:
+    """The error a failed scan raises: the detector, the run's reason(s), what the scan saw
+    (``cause``), the conductor's Status."""
     reasons = [e for e in errors if e] or ([last_error] if last_error else [])
+    if cause and cause not in reasons:
+        reasons.append(cause)
+    if note:
+        reasons.append(note)
     lines = [f"{name}: the Lima2 acquisition failed"]
-    lines += [f"  - {r}" for r in reasons]
+    lines += [f"  - {r}" for r in reasons] or ["  - the conductor gave no reason"]
     if status:
         lines.append("Conductor status: " + status.replace("\n", "; "))
     return "\n".join(lines)

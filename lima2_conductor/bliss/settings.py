@@ -30,6 +30,9 @@ class SettingsGroup:
         raise AttributeError(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(getattr(type(self), name, None), property):
+            object.__setattr__(self, name, value)
+            return
         if name not in self._defaults:
             raise AttributeError(f"no setting {name!r} (have: {', '.join(self._defaults)})")
         check = self._checks.get(name)
@@ -87,13 +90,22 @@ class AcquisitionSettings(SettingsGroup):
     scan's count time; ``latency_time`` is added to the detector's minimum.
     """
 
-    _defaults = {"trigger_mode": "auto", "expo_time": None, "latency_time": 0.0, "nb_frames_per_trigger": 1}
-    _checks = {
-        "trigger_mode": _trigger_mode,
-        "expo_time": _optional_expo,
-        "latency_time": _non_negative,
-        "nb_frames_per_trigger": _positive_int,
-    }
+    _defaults = {"trigger_mode": "auto", "expo_time": None, "latency_time": 0.0}
+    _checks = {"trigger_mode": _trigger_mode, "expo_time": _optional_expo, "latency_time": _non_negative}
+
+    @property
+    def nb_frames_per_trigger(self) -> int:
+        """Always 1: a scan takes one frame per point, as with Bliss's Lima2 controller
+        (its counters have one value per point)."""
+        return 1
+
+    @nb_frames_per_trigger.setter
+    def nb_frames_per_trigger(self, value: Any) -> None:
+        if _positive_int(value) != 1:
+            raise ValueError(
+                "nb_frames_per_trigger is 1: a scan takes one frame per point, as with Bliss's Lima2 "
+                "controller (a custom chain may pass nb_frames_per_trigger and nb_frames in its acq_params)"
+            )
 
 
 class SavingSettings(SettingsGroup):
@@ -113,14 +125,33 @@ def _choice(value: Any, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
+def check_in_frame(roi: Any, width: int, height: int) -> None:
+    """A ROI that lies (partly) outside the ``width`` x ``height`` frame is refused, named:
+    every Prepare would fail with it."""
+    if width <= 0 or height <= 0:
+        return  # frame size unknown: the conductor's Prepare checks it
+    if isinstance(roi, ArcRoi):
+        cx, cy, r2 = roi.cx, roi.cy, roi.r2
+        if cx + r2 < 0 or cy + r2 < 0 or cx - r2 > width - 1 or cy - r2 > height - 1:
+            raise ValueError(f"ROI {roi.name!r}: the arc lies outside the {width}x{height} frame")
+        return
+    x, y, w, h = int(roi.x), int(roi.y), int(roi.width), int(roi.height)
+    if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > width or y + h > height:
+        raise ValueError(f"ROI {roi.name!r}: {x},{y} {w}x{h} is outside the {width}x{height} frame")
+
+
 class RoiList:
-    """A list of named ROIs persisted in Beacon; ``rois = [...]`` replaces it."""
+    """A list of named ROIs persisted in Beacon; ``rois = [...]`` replaces it. ROIs
+    outside the frame (``frame_size()``: width, height) are refused when defined."""
 
     kinds: tuple[type, ...] = (Roi, ArcRoi)
 
-    def __init__(self, key: str, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self, key: str, on_change: Callable[[], None], frame_size: Callable[[], tuple[int, int]] | None = None
+    ) -> None:
         self._store = HashObjSetting(key)
         self._on_change = on_change
+        self._frame_size = frame_size
 
     @property
     def rois(self) -> list[Any]:
@@ -130,6 +161,7 @@ class RoiList:
     def rois(self, rois: Iterable[Any]) -> None:
         rois = list(rois)
         names = set()
+        width, height = self._frame_size() if self._frame_size else (0, 0)
         for roi in rois:
             if not isinstance(roi, self.kinds) or (RoiProfile not in self.kinds and isinstance(roi, RoiProfile)):
                 raise TypeError(f"{roi!r} is not one of {', '.join(k.__name__ for k in self.kinds)}")
@@ -139,6 +171,7 @@ class RoiList:
                 raise ValueError(f"two ROIs are named {roi.name!r}")
             names.add(roi.name)
             roi.check_validity()
+            check_in_frame(roi, width, height)
         self._store["rois"] = [{**roi.to_dict(), "name": roi.name} for roi in rois]
         self._on_change()
 

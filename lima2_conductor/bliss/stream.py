@@ -27,15 +27,27 @@ from ..core.devencoded import decode_frame
 logger = logging.getLogger(__name__)
 PLUGIN = "lima2_conductor"
 PROTOCOL_VERSION = 1
+RUNS_PROTOCOL_VERSION = 2
+"""Streams of scans made of one run per point (``info["runs"]``)."""
 
 
 class FrameSource:
-    """Frames of one run of one conductor: by ``GetFrame``, or from the master file."""
+    """Frames of one run of one conductor: by ``GetFrame``, or from the master file.
 
-    def __init__(self, tango_url: str, source: str, master_file: Sequence[str] | None) -> None:
+    With ``runs`` (one run per scan point, ``frames_per_run`` frames each), frame ``i`` is
+    frame ``i % frames_per_run`` of point ``i // frames_per_run``: read from that point's
+    master file when saved; by ``GetFrame`` only the newest frame (``-1``), since the
+    conductor holds only the current point's run.
+    """
+
+    def __init__(
+        self, tango_url: str, source: str, master_file: Sequence[str] | None, runs: dict[str, Any] | None = None
+    ) -> None:
         self.tango_url = tango_url
         self.source = source
         self.master_file = tuple(master_file) if master_file else None
+        self.frames_per_run = int(runs["frames_per_run"]) if runs else 0
+        self.run_files = [tuple(m) for m in (runs or {}).get("master_files") or []]
         self._proxy: tango.DeviceProxy | None = None
 
     @property
@@ -61,6 +73,8 @@ class FrameSource:
         except IndexNoMoreThereError:
             if ready <= 0:
                 raise IndexNotYetThereError("no frame yet") from None
+            if self.frames_per_run:
+                return self.frames(ready - 1, ready, 1, True)[0], ready - 1
             return self.live(ready - 1)
 
     def from_file(self, start: int, stop: int, step: int) -> np.ndarray:
@@ -72,12 +86,30 @@ class FrameSource:
             return np.asarray(f[dataset][start:stop:step])
 
     def frames(self, start: int, stop: int, step: int, sealed: bool) -> np.ndarray:
+        if self.frames_per_run:
+            return np.asarray([self._run_frame(i) for i in range(start, stop, step)])
         if sealed and self.master_file is not None:
             try:
                 return self.from_file(start, stop, step)
             except OSError as exc:
                 logger.debug("master file not readable (%s): frames from the conductor", exc)
         return np.asarray([self.live(i)[0] for i in range(start, stop, step)])
+
+    def _run_frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` of a one-run-per-point scan, from its point's master file."""
+        import h5py
+
+        point, local = divmod(index, self.frames_per_run)
+        if point >= len(self.run_files):
+            raise IndexNoMoreThereError(
+                f"frame {index}: point {point}'s run is not saved, the conductor no longer has it"
+            )
+        path, dataset = self.run_files[point]
+        try:
+            with h5py.File(path, "r") as f:
+                return np.asarray(f[dataset][local])
+        except (OSError, KeyError) as exc:
+            raise IndexNoMoreThereError(f"frame {index}: {path}::{dataset} not readable ({exc})") from None
 
 
 class ConductorView(BaseView):
@@ -104,12 +136,17 @@ class ConductorStream(BaseStream, LimaDirectAccess):
     def __init__(self, event_stream: EventStream) -> None:
         BaseStream.__init__(self, event_stream)
         info = event_stream.info
-        if info.get("protocol_version") != PROTOCOL_VERSION:
-            raise RuntimeError(f"{PLUGIN} stream protocol {info.get('protocol_version')} (expected {PROTOCOL_VERSION})")
+        if info.get("protocol_version") not in (PROTOCOL_VERSION, RUNS_PROTOCOL_VERSION):
+            raise RuntimeError(
+                f"{PLUGIN} stream protocol {info.get('protocol_version')} "
+                f"(expected {PROTOCOL_VERSION} or {RUNS_PROTOCOL_VERSION})"
+            )
         self._dtype = np.dtype(info["dtype"])
         self._shape = tuple(info["shape"])
         self.acq_uuid = str(info["acq_uuid"])
-        self.frame_source = FrameSource(str(info["tango_url"]), str(info["source"]), info.get("master_file"))
+        self.frame_source = FrameSource(
+            str(info["tango_url"]), str(info["source"]), info.get("master_file"), info.get("runs")
+        )
         self._cursor = Stream(event_stream).cursor()
         self._length = 0
 
@@ -122,10 +159,12 @@ class ConductorStream(BaseStream, LimaDirectAccess):
         master_file: Sequence[str] | None,
         dtype: Any,
         shape: Sequence[int],
+        runs: dict[str, Any] | None = None,
     ) -> StreamDefinition:
+        """``runs``: the scan is one run per point (``frames_per_run``, ``master_files``)."""
         info = {
             "plugin": PLUGIN,
-            "protocol_version": PROTOCOL_VERSION,
+            "protocol_version": RUNS_PROTOCOL_VERSION if runs else PROTOCOL_VERSION,
             "dtype": np.dtype(dtype).name,
             "shape": list(shape),
             "tango_url": tango_url,
@@ -133,6 +172,8 @@ class ConductorStream(BaseStream, LimaDirectAccess):
             "acq_uuid": acq_uuid,
             "master_file": list(master_file) if master_file else None,
         }
+        if runs:
+            info["runs"] = runs
         return StreamDefinition(name, info, NumericStreamEncoder(np.uint32))
 
     @property

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConductorError
+from .lima2 import DEFAULT_PIXEL_TYPE
 from .ports import ControlPort
 
 logger = logging.getLogger(__name__)
@@ -83,8 +84,11 @@ class DetectorCache:
         return [str(m) for m in self.capabilities.get("trigger_modes", [])]
 
     def pixel_type(self) -> str:
-        """The detector's pixel type when it says one, else the first it offers."""
+        """The detector's pixel type when it says one, else the default one when it offers
+        it (what a Prepare with the default params makes), else the first it offers."""
         if "pixel_type" in self.info:
             return str(self.info["pixel_type"])
-        types = self.info.get("pixel_types") or []
-        return str(types[0]) if types else ""
+        types = [str(t) for t in self.info.get("pixel_types") or []]
+        if DEFAULT_PIXEL_TYPE in types:
+            return DEFAULT_PIXEL_TYPE
+        return types[0] if types else ""

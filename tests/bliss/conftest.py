@@ -3,7 +3,7 @@
 One NosqlTangoDB with the simulators and the conductor of ``id00`` (the conductor name of
 the README's YAML), one Beacon serving ``beacon_config/``, one Bliss session with the
 conductor object ``det``, a ``simulation_diode`` and a ``mockup`` motor; scans use the
-null writer. Skipped, with the reason, where Bliss is not installed (``.[bliss]``).
+null writer. Skipped, with the reason, where Bliss is not installed (``.[bliss-test]``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ try:
     standins.install()
     SKIP_REASON = ""
 except ImportError as exc:
-    SKIP_REASON = f"Bliss is not installed ({exc}); install the extra: pip install -e '.[test,bliss]'"
+    SKIP_REASON = f"Bliss is not installed ({exc}); install the extras: pip install -e '.[test,bliss-test]'"
 
 HERE = Path(__file__).parent
 LAYOUT = Layout(2, "id00", sensor=(256, 256))

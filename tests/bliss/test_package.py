@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +65,44 @@ def test_roi_from_dict() -> None:
         {"kind": "profile", "name": "p", "x": 1, "y": 2, "width": 3, "height": 4, "mode": "vertical"}
     )
     assert roi == params.ProfileRoi("p", 1, 2, 3, 4, "vertical") and roi.length == 4
+
+
+ROOT = Path(__file__).resolve().parents[2]
+BLISS_VENV = ROOT / ".venv-bliss"
+BLISS_PYTHON = BLISS_VENV / "bin" / "python"
+
+
+def _bliss_venv() -> None:
+    if not BLISS_PYTHON.exists():
+        pytest.skip(f"no Bliss venv at {BLISS_VENV} (.ci/bliss creates it)")
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;(]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_the_bliss_extra_needs_only_what_bliss_has() -> None:
+    """Every requirement of ``[bliss]`` is one of Bliss's own, unpinned: installing it
+    into a beamline's Bliss environment changes neither Bliss nor its dependencies."""
+    _bliss_venv()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    code = "import importlib.metadata as m, json; print(json.dumps(m.requires('bliss') or []))"
+    out = subprocess.run([str(BLISS_PYTHON), "-c", code], check=True, capture_output=True, text=True).stdout
+    bliss_needs = {_name(r) for r in json.loads(out)}
+    for requirement in extras.get("bliss", []):
+        assert _name(requirement) in bliss_needs, f"[bliss] needs {requirement!r}, which Bliss does not"
+        assert "==" not in requirement, f"[bliss] pins {requirement!r}"
+
+
+def test_the_bliss_extra_installs_nothing_into_a_bliss_venv(tmp_path: Path) -> None:
+    """``pip install --dry-run .[bliss]`` in the Bliss venv, offline: the project is the
+    only thing to install (a missing or conflicting requirement fails the resolution)."""
+    _bliss_venv()
+    report = tmp_path / "report.json"
+    cmd = [str(BLISS_PYTHON), "-m", "pip", "install", "--dry-run", "--no-index", "--no-build-isolation"]
+    cmd += ["--quiet", "--report", str(report), f"{ROOT}[bliss]"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    install = json.loads(report.read_text())["install"]
+    names = [(item["metadata"]["name"], item["metadata"]["version"]) for item in install]
+    assert [name for name, _ in names] == ["lima2-tango-conductor"], names

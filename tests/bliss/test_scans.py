@@ -175,3 +175,80 @@ def test_internal_trigger_prepares_each_point(det: Any) -> None:
     got = values(scan, "det:roi_stats:r1_sum")
     assert len(got) == 3
     assert got[-1] == det.client.reduced_rows("roi_stats", 0, 0)["sum"][0]
+
+
+def test_internal_trigger_step_scan_saves_each_point(det: Any) -> None:
+    """One run per point (as Bliss's Lima2 prepares each point in internal trigger): each
+    point saves under the scan's prefix plus its number, so no run meets another's files."""
+    import h5py
+    from bliss.common.scans import loopscan
+
+    det.acquisition.trigger_mode = "internal"
+    scan = loopscan(3, 0.01, det, save=True)
+    assert det.client.run_state() == "DONE"
+    meta = next(d["metadata"] for k, d in scan.scan_info["devices"].items() if k.endswith(":det"))
+    paths = meta["master_files"]
+    assert len(paths) == 3 and len(set(paths)) == 3
+    assert [p.endswith(f"det_frame_{i:04d}_master.h5") for i, p in enumerate(paths)] == [True] * 3
+    stream = scan.streams["det:frame"]
+    assert len(stream) == 3
+    for i, path in enumerate(paths):
+        wait_for(lambda path=path: h5py.File(path, "r")[meta["master_dataset"]].shape[0] == 1, 30, path)
+        with h5py.File(path, "r") as f:
+            np.testing.assert_array_equal(stream[i], f[meta["master_dataset"]][0])
+    assert len(values(scan, "det:roi_stats:r1_sum")) == 3
+
+
+def test_internal_trigger_step_scan_stream_counts_every_point(det: Any) -> None:
+    from bliss.common.scans import loopscan
+
+    det.acquisition.trigger_mode = "internal"
+    scan = loopscan(10, 0.01, det, save=False)
+    assert len(scan.streams["det:frame"]) == 10
+    assert len(values(scan, "det:roi_stats:r1_sum")) == 10
+    from blissdata.exceptions import IndexNoMoreThereError
+
+    with pytest.raises(IndexNoMoreThereError):  # not saved: the conductor holds only the last point's run
+        scan.streams["det:frame"][0]
+
+
+def test_frame_type_before_any_run(det: Any) -> None:
+    """Before any run (a Reset forgets it) ``det`` shows the frames' type, not the first
+    type the detector offers."""
+    from bliss.common.scans import ct
+
+    det.client.proxy.Reset()
+    assert det.client.read_json("frame_channels") == {}
+    det._cache_at = 0.0
+    assert det.counters.frame.dtype == np.dtype("uint16")
+    assert "256 x 256 gray16" in det.__info__()
+    ct(0.01, det)
+    frame, _ = det.client.frame(0)
+    assert frame.dtype == det.counters.frame.dtype
+
+
+def test_one_value_per_point(det: Any) -> None:
+    """A step scan takes one frame per point, as Bliss's Lima2 controller: the counters
+    have one value per point, whatever an earlier version stored as frames per trigger."""
+    from bliss.common.scans import loopscan
+
+    with pytest.raises(ValueError, match="one frame per point"):
+        det.acquisition.nb_frames_per_trigger = 3
+    det.acquisition._store["nb_frames_per_trigger"] = 3  # as stored by an earlier version
+    scan = loopscan(4, 0.01, det)
+    assert det.last_run["frames"] == 4
+    check_rois(scan, det, 4)
+
+
+def test_a_roi_outside_the_frame_is_refused_when_defined(det: Any) -> None:
+    from bliss.controllers.lima.roi import ArcRoi, Roi, RoiProfile
+
+    before = [r.name for r in det.processing.roi_stats.rois]
+    with pytest.raises(ValueError, match=r"ROI 'big': 200,10 100x20 is outside the 256x256 frame"):
+        det.processing.roi_stats.rois = [Roi(10, 20, 60, 40, name="r1"), Roi(200, 10, 100, 20, name="big")]
+    with pytest.raises(ValueError, match="ROI 'far': the arc lies outside"):
+        det.processing.roi_stats.add(ArcRoi(1000, 1000, 1, 5, 0, 90, name="far"))
+    with pytest.raises(ValueError, match="ROI 'p': "):
+        det.processing.roi_profiles.rois = [RoiProfile(0, 250, 256, 20, mode="horizontal", name="p")]
+    assert [r.name for r in det.processing.roi_stats.rois] == before  # nothing changed
+    det.processing.roi_stats.add(Roi(196, 0, 60, 256, name="edge"))  # up to the last pixel
