@@ -302,6 +302,25 @@ def test_a_failed_prepare_leaves_the_next_ones_state_alone() -> None:
     run(scenario())
 
 
+def test_release_cancels_a_prepare_without_waiting_for_it() -> None:
+    """Init (``release``) returns at once; the Prepare it cancels rolls back on its own."""
+
+    async def scenario() -> None:
+        f = FakeSystem(timeout_s=2.0)
+        s = f.system
+        f.rcvs[0].runs_to_end = True
+        f.rcvs[0].delay["prepare"] = 0.2
+        first = asyncio.ensure_future(s.prepare({}))
+        await _until(lambda: "prepare" in f.rcvs[0].calls, "the Prepare reached the slow receiver")
+        s.release()
+        assert f.rcvs[0].preparing == 1  # not waited for
+        with pytest.raises(OperationNotAllowed, match="cancelled"):
+            await first
+        assert all(d.state == D.IDLE for d in f.devices) and s.run_state == RunState.IDLE
+
+    run(scenario())
+
+
 def test_stop_during_start_stops_every_device_the_start_reached() -> None:
     """A Stop that reaches the devices before the Start does would leave them running
     while the run says STOPPING: the Stop is sent once the Start has ended."""
