@@ -128,7 +128,7 @@ def run(work: Path, repeat: int) -> None:
     t0 = time.perf_counter()
     scan = timescan(0.005, det.counters.r1_sum, det.counters.r1_avg, det.counters.a1_max, npoints=1000)
     elapsed = time.perf_counter() - t0
-    got = len(scan.streams["det:roi_stats:r1_sum"][:])
+    got = len(scan.streams["det:roi_statistics:r1_sum"][:])
     print(
         f"timescan(0.005, 3 ROI counters, npoints=1000): {elapsed:6.2f} s, "
         f"{elapsed:.2f} ms per point (s per 1,000), {got} values, run {det.client.run_state()}"

@@ -77,7 +77,10 @@ class Lima2Conductor(CounterContainer):
         self.last_run: dict[str, Any] = {}
         self.acquisition = AcquisitionSettings(f"lima2_conductor:{self._name}:acquisition")
         self._detector_cc = DetectorController(self)
-        self._roi_stats_cc = RoiStatsController("roi_stats", self._detector_cc)
+        # Bliss's Lima2 counter paths (det:roi_statistics:r1_sum); the earlier ones
+        # (det:roi_stats:r1_sum) only in det.counter_groups.roi_stats, for scripts using them
+        self._roi_stats_cc = RoiStatsController("roi_statistics", self._detector_cc)
+        self._old_roi_stats_cc = RoiStatsController("roi_stats", self._detector_cc)
         self._roi_profiles_cc = RoiProfilesController("roi_profiles", self._detector_cc)
         self._frame = FrameCounter("frame", self._detector_cc)
         self._processing = Processing(self)
@@ -150,6 +153,7 @@ class Lima2Conductor(CounterContainer):
         rects = [r for r in stats if type(r) is Roi]
         arcs = [r for r in stats if type(r) is ArcRoi]
         self._roi_stats_cc.rebuild(rects + arcs)
+        self._old_roi_stats_cc.rebuild(rects + arcs)
         self._roi_profiles_cc.rebuild(self._processing.roi_profiles.rois)
 
     @autocomplete_property
@@ -166,6 +170,7 @@ class Lima2Conductor(CounterContainer):
                 "images": counter_namespace([self._frame]),
                 "rois": counter_namespace(rois),
                 "default": counter_namespace([self._frame, *rois]),
+                "roi_stats": counter_namespace(self._old_roi_stats_cc.counters),
             }
         )
 

@@ -35,7 +35,7 @@ def check_rois(scan: Any, det: Any, npoints: int) -> None:
         assert len(rows) == npoints
         assert list(rows["frame_idx"]) == list(range(npoints))
         for stat in STATS:
-            got = values(scan, f"det:roi_stats:{roi.name}_{stat}")
+            got = values(scan, f"det:roi_statistics:{roi.name}_{stat}")
             assert len(got) == npoints, (roi.name, stat)
             np.testing.assert_array_equal(got, rows[stat], err_msg=f"{roi.name}_{stat}")
 
@@ -116,7 +116,7 @@ def test_timescan(det: Any) -> None:
     scan = timescan(0.005, det.counters.r1_sum, det.counters.r1_max, npoints=50)
     assert det.client.run_state() == "DONE"
     rows = det.client.reduced_rows("roi_stats", 0, 0)
-    np.testing.assert_array_equal(values(scan, "det:roi_stats:r1_sum"), rows["sum"])
+    np.testing.assert_array_equal(values(scan, "det:roi_statistics:r1_sum"), rows["sum"])
     assert len(rows) == 50
 
 
@@ -172,7 +172,7 @@ def test_internal_trigger_prepares_each_point(det: Any) -> None:
     scan = loopscan(3, 0.01, det.counters.r1_sum)
     assert det.last_run["trigger_mode"] == "internal" and det.last_run["frames"] == 1
     assert det.client.run_state() == "DONE"
-    got = values(scan, "det:roi_stats:r1_sum")
+    got = values(scan, "det:roi_statistics:r1_sum")
     assert len(got) == 3
     assert got[-1] == det.client.reduced_rows("roi_stats", 0, 0)["sum"][0]
 
@@ -196,7 +196,7 @@ def test_internal_trigger_step_scan_saves_each_point(det: Any) -> None:
         wait_for(lambda path=path: h5py.File(path, "r")[meta["master_dataset"]].shape[0] == 1, 30, path)
         with h5py.File(path, "r") as f:
             np.testing.assert_array_equal(stream[i], f[meta["master_dataset"]][0])
-    assert len(values(scan, "det:roi_stats:r1_sum")) == 3
+    assert len(values(scan, "det:roi_statistics:r1_sum")) == 3
 
 
 def test_internal_trigger_step_scan_stream_counts_every_point(det: Any) -> None:
@@ -205,7 +205,7 @@ def test_internal_trigger_step_scan_stream_counts_every_point(det: Any) -> None:
     det.acquisition.trigger_mode = "internal"
     scan = loopscan(10, 0.01, det, save=False)
     assert len(scan.streams["det:frame"]) == 10
-    assert len(values(scan, "det:roi_stats:r1_sum")) == 10
+    assert len(values(scan, "det:roi_statistics:r1_sum")) == 10
     from blissdata.exceptions import IndexNoMoreThereError
 
     with pytest.raises(IndexNoMoreThereError):  # not saved: the conductor holds only the last point's run
@@ -252,3 +252,19 @@ def test_a_roi_outside_the_frame_is_refused_when_defined(det: Any) -> None:
         det.processing.roi_profiles.rois = [RoiProfile(0, 250, 256, 20, mode="horizontal", name="p")]
     assert [r.name for r in det.processing.roi_stats.rois] == before  # nothing changed
     det.processing.roi_stats.add(Roi(196, 0, 60, 256, name="edge"))  # up to the last pixel
+
+
+def test_counter_paths_of_bliss_lima2_and_the_earlier_ones(det: Any) -> None:
+    """``det:roi_statistics:<roi>_<stat>`` as with Bliss's Lima2 controller (scripts and plot
+    selections use them); the earlier ``det:roi_stats:...`` through
+    ``det.counter_groups.roi_stats``."""
+    from bliss.common.scans import loopscan
+
+    assert det.counters.r1_sum.fullname == "det:roi_statistics:r1_sum"
+    scan = loopscan(3, 0.01, det)
+    assert "det:roi_statistics:r1_sum" in scan.streams and "det:roi_stats:r1_sum" not in scan.streams
+    scan = loopscan(3, 0.01, det.counter_groups.roi_stats)
+    rows = det.client.reduced_rows("roi_stats", 0, 0)
+    np.testing.assert_array_equal(values(scan, "det:roi_stats:r1_sum"), rows["sum"])
+    rows = det.client.reduced_rows("roi_stats", 1, 0)
+    np.testing.assert_array_equal(values(scan, "det:roi_stats:a1_max"), rows["max"])
