@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConductorError
 from .exclusive import exclusive
 from .fanout import call, fan_out
+from .inflight import PENDING, InFlight
 from .lima2 import DeviceState, lima_what
 from .progress import read_or
 from .run import Run, Verdict
@@ -57,6 +58,7 @@ class Observer:
         self.fresh = False  # states set by a command that just succeeded
         self._generation = 0
         self._assumed: dict[str, int] = {}  # device -> generation of its last assume()
+        self.reads = InFlight()  # a tick's reads that the tick did not wait for
 
     def watch_processing(self, run: Run) -> asyncio.Task[Any]:
         """Subscribe to the events of ``run``'s processing devices, once per run; the
@@ -90,10 +92,12 @@ class Observer:
         self.fresh = True
 
     # -- one tick ------------------------------------------------------------------------
-    async def tick(self) -> None:
+    async def tick(self, grace: float | None = None) -> None:
+        """One observation; ``grace``: the longest a read holds the tick (a read still
+        under way then is taken by a later tick; ``None``: every read is waited for)."""
         s = self.system
         before = dict(self.device_states)
-        await self.poll_states()
+        await self.poll_states(grace)
         if (
             before.get(s.control.name) == DeviceState.OFFLINE
             and self.device_states[s.control.name] != DeviceState.OFFLINE
@@ -108,30 +112,38 @@ class Observer:
         if run is not None:
             self.watch_processing(run)
         if run is not None and (s.running or run is self._draining):
-            await self.poll_progress(run)
+            await self.poll_progress(run, grace)
             await self.track(run)
             self.checkpoint(run)
         self.observed = True
 
-    async def poll_states(self) -> dict[str, DeviceState]:
-        """Read every device's ``acq_state`` (OFFLINE if it does not answer in time)."""
+    async def poll_states(self, grace: float | None = None) -> dict[str, DeviceState]:
+        """Read every device's ``acq_state`` (OFFLINE if it does not answer in time); a
+        device whose read is still under way after ``grace`` keeps its state this time."""
         s = self.system
 
-        async def one(d: Any) -> DeviceState:
+        async def one(d: Any) -> tuple[DeviceState | None, int]:
             try:
-                state, self.counts[d.name] = await asyncio.wait_for(d.poll(), s.poll_timeout_s)
-                self.misses[d.name] = 0
-                return DeviceState(state)
+                reply, began = await self.reads.read(
+                    f"state:{d.name}", d.poll, s.poll_timeout_s, grace, self._generation
+                )
             except (ConductorError, TimeoutError):
                 self.misses[d.name] = self.misses.get(d.name, 0) + 1
                 if self.misses[d.name] < MISSES_FOR_OFFLINE:
-                    return self.device_states[d.name]  # one slow answer is not a dead device
-                return DeviceState.OFFLINE
+                    return self.device_states[d.name], self._generation  # one slow answer is not a dead device
+                return DeviceState.OFFLINE, self._generation
+            if reply is PENDING:
+                return None, began
+            state, self.counts[d.name] = reply
+            self.misses[d.name] = 0
+            return DeviceState(state), began
 
         generation = self._generation
         states = await asyncio.gather(*(one(d) for d in s.devices))
-        for d, st in zip(s.devices, states, strict=True):
-            if self._assumed.get(d.name, 0) > generation:
+        for d, (st, began) in zip(s.devices, states, strict=True):
+            if st is None:
+                continue  # still reading: no news
+            if self._assumed.get(d.name, 0) > min(generation, began):
                 self.wake.set()  # a command set its state meanwhile: read it again soon
                 continue
             if self.device_states[d.name] == DeviceState.OFFLINE and st != DeviceState.OFFLINE:
@@ -140,7 +152,7 @@ class Observer:
             self.device_states[d.name] = st
         return self.device_states
 
-    async def poll_progress(self, run: Run) -> None:
+    async def poll_progress(self, run: Run, grace: float | None = None) -> None:
         """Read the counters of ``run`` (control and receivers: from the state poll just
         made; processing: their progress), then its reduced data. The processing devices'
         progress and ``finished`` flags are read before the reduced data, so that once they
@@ -154,7 +166,7 @@ class Observer:
         previous = [{k: v["per_receiver"].get(r, 0) for k, v in p.counters.items()} for r in run.receivers]
         defaults = [(prev, f) for prev, f in zip(previous, run.proc_finished, strict=True)]
         replies = await asyncio.gather(
-            *(read_or(d.progress(), default, t) for d, default in zip(run.processing, defaults, strict=True))
+            *(self._progress(d, default, t, grace) for d, default in zip(run.processing, defaults, strict=True))
         )
         counters = [c for c, _ in replies]
         finished = [f for _, f in replies]
@@ -182,6 +194,14 @@ class Observer:
         rate = run.rate.add(now, new.nb_frames_xferred) if s.running else 0.0
         if s.run is run:
             run.observe(replace(new, nb_frames_ready=ready, frame_rate=rate), list(finished), now)
+
+    async def _progress(self, d: Any, default: Any, timeout: float, grace: float | None) -> Any:
+        """A processing device's progress, or ``default`` when it fails or is still
+        being read after ``grace`` (liveness is the state poll's job)."""
+        reply, _ = await self.reads.read(
+            f"progress:{d.name}", lambda: read_or(d.progress(), default, timeout), timeout + 1.0, grace
+        )
+        return default if reply is PENDING else reply
 
     # -- run tracking -------------------------------------------------------------------
     async def track(self, run: Run) -> None:

@@ -384,8 +384,9 @@ class AcquisitionSystem:
             raise MultiDeviceError("Reset", errors)
 
     # -- observation (one tick of the monitor) -------------------------------------------
-    async def poll(self) -> None:
-        await self.observer.tick()
+    async def poll(self, grace: float | None = None) -> None:
+        """One tick of observation (``grace``: :meth:`.observer.Observer.tick`)."""
+        await self.observer.tick(grace)
 
     async def adopt(self, uid: str) -> None:
         """Take over run ``uid`` found on the devices (prepared by a conductor that died,

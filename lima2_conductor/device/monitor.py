@@ -111,7 +111,7 @@ class Monitor:
             t0, cpu0 = time.monotonic(), time.process_time()
             try:
                 self.values.serve_from_buffer(self._current)
-                await system.poll()
+                await system.poll(grace=self.period_s)  # a device slower than that is taken next time
                 self.observed = self.observed or system.observer.observed
                 device.refresh_view()
                 self._refresh_image()  # its own task: a tick never waits on a frame fetch

@@ -23,7 +23,7 @@ class Core:
         self.release = asyncio.Event()
         self.fetches = 0
 
-    async def poll(self) -> None:
+    async def poll(self, grace: float | None = None) -> None:
         pass
 
     async def get_frame(self, idx: int) -> tuple[str, bytes]:
