@@ -105,6 +105,9 @@ def test_partitioned_receiver_gets_its_master_file_completed_even_after_a_new_ru
         await s.prepare({"processing": {"saving": {"enabled": True, "base_path": str(second)}}})
         await s.start()
         assert s.run is not run and record.state == "waiting"
+        erase = s._erase_task
+        await _until(lambda: erase is None or erase.done(), "the clean-up after Prepare")
+        assert run.uuid in f.rcvs[1].held  # a completion still reads that pipeline: kept
 
         # the old pipeline answers: it saved all its 10 frames while cut off
         f.procs[1].hung = False
