@@ -15,7 +15,7 @@ import pytest
 
 from lima2_conductor.launcher import Layout
 from tests.hosts.cluster import HostSystem
-from tests.hosts.netns import Network, unavailable
+from tests.hosts.netns import Network, sweep_stale, unavailable
 
 LAYOUT = Layout(2, "id00", sensor=(128, 128))
 
@@ -35,6 +35,7 @@ HostsFactory = Callable[..., HostSystem]
 def make_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostsFactory]:
     """Build (and at the end tear down, whatever happened) hosts for this module."""
     require_hosts()
+    sweep_stale()
     made: list[HostSystem] = []
 
     def make(multi_homed: str = "", conductor_properties: dict[str, object] | None = None) -> HostSystem:

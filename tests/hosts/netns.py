@@ -76,6 +76,21 @@ def sweep(prefix: str) -> None:
             _ip("link", "del", name, check=False)
 
 
+def run_prefix() -> str:
+    """``l2h`` + this process's PID (6 hex digits) + 2 random ones: unique while this
+    process lives, and a run whose process died is recognised (:func:`sweep_stale`)."""
+    return f"{PREFIX_ROOT}{os.getpid():06x}{secrets.token_hex(1)}"
+
+
+def sweep_stale() -> None:
+    """Remove what runs killed before their clean-up left (their process is gone)."""
+    for ns in namespaces():
+        pid = ns[len(PREFIX_ROOT) : len(PREFIX_ROOT) + 6]
+        if ns.startswith(PREFIX_ROOT) and len(pid) == 6 and all(c in "0123456789abcdef" for c in pid):
+            if not os.path.exists(f"/proc/{int(pid, 16)}"):
+                sweep(ns[: len(PREFIX_ROOT) + 8])
+
+
 @dataclass
 class Host:
     """One simulated host: a namespace, an address, a hostname."""
@@ -93,7 +108,7 @@ class Network:
     """The hosts of one test module and the processes they run."""
 
     workdir: Path
-    prefix: str = field(default_factory=lambda: PREFIX_ROOT + secrets.token_hex(3))
+    prefix: str = field(default_factory=run_prefix)
     hosts: dict[str, Host] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
 
