@@ -20,11 +20,12 @@ from bliss.scanning.chain import AcquisitionMaster, AcquisitionSlave
 
 from ..core.lima2 import INTERNAL_TRIGGER, SOFTWARE_TRIGGER, master_file_name
 from .channel import ConductorImageChannel
-from .client import AcquisitionFailed, ConductorClient, Run, devfailed_text
+from .client import GONE, AcquisitionFailed, ConductorClient, Run, devfailed_text
 from .params import FINISHED, ProfileRoi, control_params, processing_params
 
 logger = logging.getLogger(__name__)
-ENDED = ("DONE", "STOPPED", "FAULT")
+ENDED = ("DONE", "STOPPED", "FAULT", GONE)
+FAILED = ("FAULT", GONE)
 PROGRESS = ("run_state", "nb_frames_acquired", "nb_frames_ready")
 
 
@@ -238,7 +239,7 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
                 f"{self.name}: frame {target - 1} not acquired after {self._point_deadline():.0f} s "
                 f"(run {v.get('run_state')}, {v.get('nb_frames_acquired')} frames acquired)"
             )
-        if str(run.values.get("run_state")) == "FAULT":
+        if str(run.values.get("run_state")) in FAILED:
             raise self.client.failure(self.name, run)
 
     def _point_deadline(self) -> float | None:
@@ -279,7 +280,7 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         self.run_state = state
         self.ended = True
         self.det.last_run.update(run_state=state, frames_ready=progress["nb_frames_ready"])
-        if state == "FAULT":
+        if state in FAILED:
             raise self.client.failure(self.name, run)
 
     def _close_run(self) -> None:
@@ -368,6 +369,8 @@ class ReducedDataAcquisitionSlave(AcquisitionSlave):
             ctrl_params=ctrl_params,
         )
         self._stop_requested = False
+        self._cursor = 0  # frames of the run ``_cursor_run`` emitted so far
+        self._cursor_run = ""
 
     def prepare(self) -> None:
         self._stop_requested = False
@@ -395,20 +398,23 @@ class ReducedDataAcquisitionSlave(AcquisitionSlave):
             if source == "roi_profile":
                 lengths[self.device.channel_of[counter.roi.name]] = int(counter.shape[0])
         total = master.run_frames
-        cursor = 0
         if not lengths:
             return
+        if self._cursor_run != run.uuid:  # a new run (one per point in internal trigger)
+            self._cursor, self._cursor_run = 0, run.uuid
 
         def more(v: dict[str, Any]) -> bool:
-            return int(v.get("reduced_data_ready", 0)) > cursor or str(v.get("run_state")) in ENDED
+            return int(v.get("reduced_data_ready", 0)) > self._cursor or str(v.get("run_state")) in ENDED
 
-        while not self._stop_requested and (total <= 0 or cursor < total):
+        # the cursor outlives this task: Bliss spawns the reading again at a trigger when
+        # it has ended (a short run), and no frame may be emitted twice
+        while not self._stop_requested and (total <= 0 or self._cursor < total):
             run.wait(more, timeout=0.5, needs=("run_state", "reduced_data_ready"), poll_period=0.02)
             if self._stop_requested:
                 return
             ended = str(run.values.get("run_state")) in ENDED
-            n = self._emit(client, source, lengths, by_roi, cursor) if lengths else 0
-            cursor += n
+            n = self._emit(client, source, lengths, by_roi, self._cursor) if lengths else 0
+            self._cursor += n
             if ended and n == 0:
                 return
 

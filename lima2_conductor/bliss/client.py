@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 WATCHED = ("run_state", "nb_frames_acquired", "nb_frames_ready", "reduced_data_ready")
 UUID = "acq_uuid"
 KEPT_RUNS = 4
+FINAL = ("DONE", "STOPPED", "FAULT")
+GONE = "GONE"
+"""The run state a scan sees once the conductor's current run is another one (Prepared by
+another client, or forgotten by a Reset) before its own run ended."""
 REPLY_POLL_S = 0.0005
 
 
@@ -72,6 +76,7 @@ class RunWatcher:
         self._changed = gevent.event.Event()
         self._runs: dict[str, dict[str, Any]] = {}
         self._event_uuid: str | None = None
+        self.read_uuid: str | None = None  # the current run's, as last read (events may lag)
         self._event_ids: dict[str, int] = {}
         self.subscribed: set[str] = set()
 
@@ -126,7 +131,7 @@ class RunWatcher:
     def refresh(self) -> str:
         """Read every watched attribute now (one call); the uuid of the run they are of."""
         attrs = self._proxy.read_attributes([UUID, *WATCHED])
-        uuid = str(attrs[0].value or "")
+        uuid = self.read_uuid = str(attrs[0].value or "")
         values = self._run_values(uuid)
         for attr in attrs[1:]:
             if _plausible(attr.name.lower(), attr.value):
@@ -190,7 +195,13 @@ class Run:
 
     @property
     def values(self) -> dict[str, Any]:
-        return self.client.watcher.values(self.uuid)
+        """The run's latest values; ``run_state`` is ``GONE`` once a read showed another
+        current run while this one had not ended (it will never end for this scan)."""
+        watcher = self.client.watcher
+        values = watcher.values(self.uuid)
+        if watcher.read_uuid not in (None, self.uuid) and str(values.get("run_state")) not in FINAL:
+            return {**values, "run_state": GONE}
+        return values
 
     def refresh(self) -> None:
         self.client.watcher.refresh()

@@ -68,7 +68,7 @@ def test_a_refused_trigger_says_why(det: Any) -> None:  # noqa: F811
     text = str(error)
     assert text.startswith("det: ")
     assert "Trigger refused by id00/lima2conductor/simulator" in text
-    assert "STOPPED" in text  # the conductor's reason: not allowed while STOPPED
+    assert "Trigger is not allowed while STOP" in text  # the conductor's reason (STOPPING or STOPPED)
     assert isinstance(error.__cause__, tango.DevFailed)
 
 
@@ -115,3 +115,30 @@ def test_ctrl_c_during_prepare_leaves_nothing_prepared(det: Any, bliss_env: Any)
     finally:
         receiver.write_attribute("sim_prepare_delay", 0.0)
     check_rois(loopscan(3, 0.01, det), det, 3)
+
+
+def test_a_run_replaced_behind_the_scan_fails_it(det: Any) -> None:  # noqa: F811
+    """Another client stops the scan's run and prepares its own: the scan fails, saying so,
+    instead of waiting for a run that will never end for it."""
+    from bliss.common.scans import loopscan
+
+    before = det.client.read("acq_uuid")
+    scan = loopscan(400, 0.05, det, run=False)
+    task = gevent.spawn(scan.run)
+    try:
+
+        def running() -> bool:
+            v = det.client.read_many(["acq_uuid", "run_state"])
+            return v["acq_uuid"] not in (before, "") and v["run_state"] == "RUNNING"
+
+        wait_for(running, 30, "the scan's run")
+        other = tango.DeviceProxy(det.tango_name)
+        other.Stop()
+        wait_for(lambda: other.read_attribute("run_state").value == "STOPPED", 30, "the run stopped")
+        other.Prepare("")
+        task.join(timeout=60)
+        assert task.ready(), "the scan still waits for its run"
+    finally:
+        task.kill(block=True, timeout=30)
+    error = task.exception
+    assert error is not None and str(error).startswith("det: "), error
