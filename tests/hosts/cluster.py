@@ -91,6 +91,8 @@ class HostSystem:
     """Role (``db``, ``control``, ``rcv1``.., ``conductor``, ``client``) -> host name;
     default: each role on a host of its own, named after it."""
 
+    _prober: Client | None = None
+
     def host(self, role: str) -> str:
         return self.placement.get(role, role)
 
@@ -155,6 +157,17 @@ class HostSystem:
             publish = f"giop:tcp:{far}:{RECEIVER_PORT},giop:tcp:{h.addr}:{RECEIVER_PORT}"
         net.spawn(host, key, argv, net.env(host, self.tango_host, endpoint, publish))
         return net.processes[key]
+
+    def prober(self) -> Client:
+        """A second client on the client host, for timing ``State``/``Status`` alone (the
+        first one's own work would add its delays to the figures)."""
+        if self._prober is None:
+            client = self.host("client")
+            popen = self.net.spawn(
+                client, "prober", python_file(DRIVER), self.net.env(client, self.tango_host), pipes=True
+            )
+            self._prober = Client(popen)
+        return self._prober
 
     def close(self) -> None:
         self.net.close()

@@ -158,6 +158,7 @@ def _reply(line: str, scope: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    sys.setswitchinterval(0.0005)  # a thread waiting for the GIL (the State probe) waits little
     scope: dict[str, Any] = {name: value for name, value in globals().items() if not name.startswith("_")}
     print(json.dumps({"ok": "ready"}), flush=True)
     for line in sys.stdin:

@@ -86,7 +86,7 @@ def cut_and_watch(hosts: HostSystem, host: str) -> float:
 
 def check_state_probe(hosts: HostSystem) -> None:
     assert hosts.client is not None
-    probe = hosts.client("probe_stop()")
+    probe = hosts.prober()("probe_stop()")
     assert probe["n"] > 20 and not probe["errors"], probe
     assert probe["max_ms"] < STATE_WITHIN_MS, probe
 
@@ -98,7 +98,7 @@ def test_receiver_partitioned_mid_run(hosts: HostSystem, data_dir: Path) -> None
     start_run(hosts, data_dir)
     try:
         wait_frames(hosts, 60)
-        c(f"probe_start({hosts.conductor!r})")
+        hosts.prober()(f"probe_start({hosts.conductor!r})")
         delay = cut_and_watch(hosts, "rcv2")
         assert delay < FAULT_WITHIN_S
         assert rcv in hosts.c("c.last_error"), hosts.c("c.errors")
@@ -139,7 +139,7 @@ def test_control_partitioned_mid_run(hosts: HostSystem, data_dir: Path) -> None:
     start_run(hosts, data_dir)
     try:
         wait_frames(hosts, 60)
-        c(f"probe_start({hosts.conductor!r})")
+        hosts.prober()(f"probe_start({hosts.conductor!r})")
         assert cut_and_watch(hosts, "control") < FAULT_WITHIN_S
         assert LAYOUT.control in hosts.c("c.last_error"), hosts.c("c.errors")
         # the receivers were stopped; the master file maps every frame they saved
