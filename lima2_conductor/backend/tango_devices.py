@@ -131,7 +131,9 @@ class Unsubscriber:
                 try:
                     proxy.unsubscribe_event(event_id, green_mode=tango.GreenMode.Synchronous)
                 except tango.DevFailed as exc:
-                    if exc.args[0].reason == "API_EventNotFound":  # already ended: at exit, Tango ends them all
+                    # already ended: at exit, Tango ends them all (cppTango 10.1 may have
+                    # destroyed its event consumer by then: API_EventConsumer)
+                    if exc.args[0].reason in ("API_EventNotFound", "API_EventConsumer"):
                         logger.debug("event subscription %s already ended", event_id)
                     else:
                         logger.warning("ending event subscription %s: %s", event_id, exc)

@@ -26,7 +26,7 @@ from ..core.state import RunState
 from ..core.system import AcquisitionSystem
 from ..core.topology import make_topology
 from ..core.view import ConductorView, snapshot
-from ..request_thread import RequestThreadHooks, in_request_thread
+from ..request_thread import RequestThreadHooks, in_request_thread, request_thread_path
 from . import logs
 from .attributes import namespace
 from .data_commands import DataCommands
@@ -96,7 +96,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
             logger.error("init failed: %s", traceback.format_exc())
             self.set_state(DevState.FAULT)
             self.set_status(self.init_error)
-        logger.info("init_device done in %.1f ms", 1000 * (time.monotonic() - t0))
+        logger.info("init_device done in %.1f ms; %s", 1000 * (time.monotonic() - t0), request_thread_path())
 
     def make_system(self) -> AcquisitionSystem:
         """The core over Tango backends (tests replace this to run the device on fakes)."""

@@ -13,6 +13,7 @@ from tango.server import command
 from lima2_conductor.core.lima2 import DeviceState
 from lima2_conductor.core.system import AcquisitionSystem
 from lima2_conductor.device.conductor import Lima2Conductor
+from lima2_conductor.request_thread import request_thread_path
 from tests.fakes import FakeSystem
 
 
@@ -41,3 +42,8 @@ class FakeBackedConductor(Lima2Conductor):
             self.fakes.rcvs[0].fail[command_name] = KeyError("a bug of ours")
         else:
             self.fakes.rcvs[0].fail.clear()
+
+    @command(dtype_out=str)
+    def RequestThreadPath(self) -> str:
+        """Where the server runs its standard methods (``request_thread_path``)."""
+        return request_thread_path()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,22 +14,23 @@ from lima2_conductor.device.settings import SETTINGS
 from lima2_conductor.device.specs import VIEW_ATTRS
 from lima2_conductor.launcher import wait_for
 from tests.device.fake_conductor import FakeBackedConductor
+from tests.device.thread_probe import PATHS, spawned_servers
 
 PROPERTIES = {"control_device": "fake/control/0", "receiver_devices": ["fake/rcv/0", "fake/rcv/1"]}
 
 
-@pytest.fixture(scope="module")
-def device() -> Iterator[tango.DeviceProxy]:
-    # A fresh interpreter for the server: a forked one would inherit this process's
-    # asyncio state (other test modules close their event loops).
-    method = multiprocessing.get_start_method()
-    multiprocessing.set_start_method("spawn", force=True)
-    try:
-        with DeviceTestContext(FakeBackedConductor, properties=PROPERTIES, process=True, timeout=60) as proxy:
-            wait_for(lambda: proxy.State() != tango.DevState.INIT, 20, "first observation")
-            yield proxy
-    finally:
-        multiprocessing.set_start_method(method, force=True)
+@pytest.fixture(scope="module", params=list(PATHS))
+def device(request: pytest.FixtureRequest) -> Iterator[tango.DeviceProxy]:
+    """The conductor with its standard methods in the request thread, then in the event
+    loop (``LIMA2_CONDUCTOR_REQUEST_THREAD_HOOKS=0``): every test runs on both paths. A
+    fresh interpreter for the server (spawned): a forked one would inherit this process's
+    asyncio state (other test modules close their event loops) and its device classes."""
+    with (
+        spawned_servers(request.param),
+        DeviceTestContext(FakeBackedConductor, properties=PROPERTIES, process=True, timeout=60) as proxy,
+    ):
+        wait_for(lambda: proxy.State() != tango.DevState.INIT, 20, "first observation")
+        yield proxy
 
 
 @pytest.fixture
@@ -55,6 +55,14 @@ def test_state_and_a_whole_run(conductor: tango.DeviceProxy) -> None:
     c.FakeEnd(10)
     wait_for(lambda: c.run_state == "DONE", 5, "end of run")
     assert c.State() == tango.DevState.ON and c.nb_frames_processed == 20 and c.nb_frames_ready == 20
+
+
+def test_the_server_takes_the_path_asked_for(device: tango.DeviceProxy, request: pytest.FixtureRequest) -> None:
+    path = device.RequestThreadPath()
+    if request.node.callspec.params["device"] == "event-loop":
+        assert "event loop" in path and "=0" in path, path
+    else:
+        assert "request thread" in path or "does not leave" in path, path
 
 
 def test_every_attribute_has_metadata(device: tango.DeviceProxy) -> None:
