@@ -267,7 +267,7 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
                 self.emit_progress_signal(progress)
                 offset = self._point * self.npoints if self.per_point else 0  # frames of the earlier points
                 for channel in self.channels:
-                    channel.emit_progress(offset + progress["nb_frames_ready"])
+                    channel.emit_progress(offset + int(v.get("nb_frames_ready", 0)))
                 last = progress
             state = progress["run_state"]
             if state in ENDED and not final:
