@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -105,13 +106,20 @@ def main() -> None:
     if why:
         sys.exit(f"bench_hosts: {why}")
     base = Path(tempfile.mkdtemp(prefix="lima2-bench-hosts-"))
+    try:
+        measure(base, args.repeat)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def measure(base: Path, repeat: int) -> None:
     floor = NB * EXPO
     figures: dict[str, list[float]] = {}
     for name, placement in (("one host", ONE_HOST), ("three hosts", THREE_HOSTS)):
         h = system(base, name.replace(" ", "-"), placement=placement)
         try:
             h.start()
-            figures[name] = runs(h, args.repeat)
+            figures[name] = runs(h, repeat)
         finally:
             h.close()
     one, three = statistics.median(figures["one host"]), statistics.median(figures["three hosts"])
@@ -123,18 +131,18 @@ def main() -> None:
     h = system(base, "six-hosts")
     try:
         h.start()
-        print(f"Receiver host cut mid-run -> run FAULT: {ms(cut_to_fault(h, args.repeat))}")
+        print(f"Receiver host cut mid-run -> run FAULT: {ms(cut_to_fault(h, repeat))}")
     finally:
         h.close()
 
     h = system(base, "multi-homed", multi_homed="rcv2")
     try:
         h.start()
-        measured = stalls(h, args.repeat)
+        measured = stalls(h, repeat)
         worst = max(s for s, _ in measured)
         print(
             f"Multi-homed receiver host (first address unreachable): longest progress stall "
-            f"{1e3 * worst:.0f} ms over {args.repeat} runs (poll period {1e3 * measured[-1][1]:.0f} ms at rest)"
+            f"{1e3 * worst:.0f} ms over {repeat} runs (poll period {1e3 * measured[-1][1]:.0f} ms at rest)"
         )
     finally:
         h.close()
