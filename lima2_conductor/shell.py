@@ -74,12 +74,12 @@ def user_namespace(device: str) -> dict[str, Any]:
     """``conductor`` (a proxy to ``device``), the helpers and ``run_acquisition``."""
     import tango
 
-    from .cli import run_acquisition
+    from .acquire import run_acquisition
 
     conductor = tango.DeviceProxy(device)
 
     def run(nb_frames: int, expo_time: float, **kwargs: Any) -> dict[str, Any]:
-        """Prepare, start and wait for one acquisition (see ``lima2_conductor.cli.run_acquisition``)."""
+        """Prepare, start and wait for one acquisition (see :func:`lima2_conductor.acquire.run_acquisition`)."""
         return run_acquisition(conductor, nb_frames, expo_time, **kwargs)
 
     return {"conductor": conductor, "tango": tango, "run_acquisition": run, **namespaces(conductor)}

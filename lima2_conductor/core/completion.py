@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConductorError
-from .topology import FileMapping, FileNamer, Locator
 
 if TYPE_CHECKING:
     from .run import Run
@@ -31,15 +30,6 @@ PERIOD_S = 1.0
 """How often the unreachable receivers are asked again."""
 MAX_RECORDS = 20
 """Completions kept (the oldest still waiting is abandoned beyond)."""
-
-
-def gapped_layout(
-    locator: Locator, saved: Sequence[int], per_file: int, name: FileNamer
-) -> tuple[int, list[FileMapping], list[int]]:
-    """Frame count, file mappings and missing frames of **every** saved frame (not only
-    the contiguous prefix): up to the last frame any receiver saved; the frames in
-    between that no receiver saved are missing (the virtual dataset's fill value)."""
-    return locator.saved_mappings(saved, per_file, name)
 
 
 @dataclass

@@ -23,6 +23,7 @@ import errno
 import json
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +33,7 @@ import numpy.typing as npt
 
 from . import lima2
 from .errors import SavingError
-from .topology import FileMapping, Locator
+from .topology import FileMapping, FileNamer, Locator
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,15 @@ class Saving:
         policy = self.params.get("file_exists_policy", "abort")
         if os.path.exists(self.master_path) and policy != "overwrite":
             raise SavingError(f"{self.master_path} exists and file_exists_policy is {policy!r}")
+
+
+def gapped_layout(
+    locator: Locator, saved: Sequence[int], per_file: int, name: FileNamer
+) -> tuple[int, list[FileMapping], list[int]]:
+    """Frame count, file mappings and missing frames of **every** saved frame (not only
+    the contiguous prefix): up to the last frame any receiver saved; the frames in
+    between that no receiver saved are missing (the virtual dataset's fill value)."""
+    return locator.saved_mappings(saved, per_file, name)
 
 
 def layout(locator: Locator, saved: list[int], saving: Saving) -> tuple[int, list[FileMapping]]:

@@ -11,19 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ConductorError
 from .exclusive import exclusive
 from .fanout import call, fan_out
+from .handles import ObservedSystem
 from .inflight import PENDING, InFlight
 from .lima2 import DeviceState, lima_what
 from .progress import read_or
 from .run import Run, Verdict
 from .state import RunState
-
-if TYPE_CHECKING:
-    from .system import AcquisitionSystem
 
 logger = logging.getLogger(__name__)
 TRACKED = (RunState.RUNNING, RunState.WAITING_FOR_PROC, RunState.STOPPING)
@@ -38,7 +36,7 @@ answers no poll (caught within three periods), a transiently slow one misses one
 class Observer:
     """The system's eyes: device states, progress, run tracking, checkpoints."""
 
-    def __init__(self, system: AcquisitionSystem, watchdog_s: float, checkpoint_s: float) -> None:
+    def __init__(self, system: ObservedSystem, watchdog_s: float, checkpoint_s: float) -> None:
         self.system = system
         self.watchdog_s = watchdog_s
         self.checkpoint_s = checkpoint_s

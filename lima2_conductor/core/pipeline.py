@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from . import master_file
-from .completion import gapped_layout
 from .devencoded import decode_rows, encode_frame
 from .errors import ConductorError, NotFound, ParamError, SavingError
 from .lima2 import (
@@ -206,7 +205,7 @@ class RunPipeline:
                     master_file.write_sparse(path, saving, len(self.devices), meta)
                     continue
                 if gapped:
-                    total, mappings, missing = gapped_layout(
+                    total, mappings, missing = master_file.gapped_layout(
                         self.locator, saved, saving.nb_frames_per_file, saving.file_name
                     )
                     meta["missing_frames"] = missing

@@ -8,12 +8,13 @@ import functools
 import logging
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import lima2
 from .errors import ConductorError, DeviceOffline, DeviceTimeout, MultiDeviceError, ParamError
 from .exclusive import exclusive
 from .fanout import call, fan_out, run_to_end
+from .handles import PreparingSystem
 from .master_file import Saving
 from .params import build_prepare_params, check_saving
 from .pipeline import RunPipeline
@@ -22,13 +23,10 @@ from .progress import Progress
 from .run import Run
 from .state import DeviceState, RunState
 
-if TYPE_CHECKING:
-    from .system import AcquisitionSystem
-
 logger = logging.getLogger(__name__)
 
 
-async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: dict[str, Any]) -> Run:
+async def prepare_run(self: PreparingSystem, user: dict[str, Any], overrides: dict[str, Any]) -> Run:
     """Validate the params, check the devices, fan out Prepare (rolled back on a partial
     failure) and build the run."""
     t0 = self.clock()
@@ -107,7 +105,7 @@ async def prepare_run(self: AcquisitionSystem, user: dict[str, Any], overrides: 
     return run
 
 
-def _unanswered(self: AcquisitionSystem, sent: asyncio.Future[list[ConductorError]]) -> list[DevicePort]:
+def _unanswered(self: PreparingSystem, sent: asyncio.Future[list[ConductorError]]) -> list[DevicePort]:
     """The devices whose Prepare did not answer in time: they may have prepared since."""
     if not sent.done() or sent.cancelled() or sent.exception() is not None:
         return []
@@ -116,7 +114,7 @@ def _unanswered(self: AcquisitionSystem, sent: asyncio.Future[list[ConductorErro
 
 
 async def new_run(
-    self: AcquisitionSystem,
+    self: PreparingSystem,
     uid: str,
     spec: lima2.PipelineSpec,
     params: dict[str, Any],
@@ -154,7 +152,7 @@ async def new_run(
     return Run(uid, spec, params, processing, pipeline, names, adopted, progress=Progress(nb_frames=nb_frames))
 
 
-async def require_online(self: AcquisitionSystem) -> None:
+async def require_online(self: PreparingSystem) -> None:
     """The database answers, and every device answers a ping and has its state read; an
     offline device is re-checked once on a new connection (a proxy retries a failed
     device at most once a second)."""
@@ -178,7 +176,7 @@ async def require_online(self: AcquisitionSystem) -> None:
         raise MultiDeviceError("ping", errors)
 
 
-async def make_preparable(self: AcquisitionSystem) -> None:
+async def make_preparable(self: PreparingSystem) -> None:
     """Devices left STOPPED by an interrupted run need a Reset before a new Prepare
     (their states were just read by :func:`require_online`)."""
     stopped = [d for d in self.devices if self.device_states[d.name] == DeviceState.STOPPED]
@@ -189,7 +187,7 @@ async def make_preparable(self: AcquisitionSystem) -> None:
         self.observer.assume(stopped, DeviceState.IDLE)
 
 
-async def erase_old_pipelines(self: AcquisitionSystem, keep: str) -> None:
+async def erase_old_pipelines(self: PreparingSystem, keep: str) -> None:
     """Erase the receivers' pipelines other than ``keep`` (the run just prepared); stops
     as soon as another Prepare begins, whose new pipeline must not be erased."""
 
@@ -205,7 +203,7 @@ async def erase_old_pipelines(self: AcquisitionSystem, keep: str) -> None:
             logger.warning("cannot erase old pipelines: %s", exc)
 
 
-async def adopted_run(self: AcquisitionSystem, uid: str) -> Run:
+async def adopted_run(self: PreparingSystem, uid: str) -> Run:
     """The run ``uid`` as the devices hold it: params read back from them."""
     ctl = await call(self.control, "read acq_params", self.control.acq_params(), self.timeout_s)
     rcv0 = self.receivers[0]

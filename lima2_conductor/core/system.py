@@ -26,6 +26,7 @@ from .errors import (
     OperationNotAllowed,
 )
 from .fanout import call, fan_out, run_to_end
+from .handles import DatabaseCheck
 from .lookup import get_frame, lookup
 from .observer import Observer
 from .pipeline import RunPipeline
@@ -37,7 +38,6 @@ from .topology import Topology
 
 logger = logging.getLogger(__name__)
 MAX_ERRORS = 50
-DatabaseCheck = Callable[[], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -255,12 +255,12 @@ class AcquisitionSystem:
         Prepare under way is cancelled, not waited for: its rollback ends on its own."""
         if self._erase_task is not None:
             self._erase_task.cancel()
+        self.completions.close()
         if self._preparing is not None:
             self._preparing.cancel()
         for d in self.devices:
             d.unwatch()
         self._replace_run(None)
-        self.completions.close()
 
     async def rollback(self, devices: Sequence[DevicePort]) -> None:
         if devices:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .handles import ViewedSystem
 from .lima2 import DeviceState
 from .progress import Progress
 from .state import RunState, SystemState, tango_state_name
-
-if TYPE_CHECKING:
-    from .system import AcquisitionSystem
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ def status_text(
     return "\n".join(lines)
 
 
-def snapshot(s: AcquisitionSystem) -> ConductorView:
+def snapshot(s: ViewedSystem) -> ConductorView:
     run = s.run
     pipe = run.pipeline if run else None
     sys_state, run_state = s.system_state, s.run_state

@@ -15,19 +15,37 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy
 
 from ..backend.tango_devices import TangoDevice
 from ..core.devencoded import decode_frame
 from ..core.errors import ConductorError
+from ..core.system import AcquisitionSystem
+from ..core.view import ConductorView
 from ..pushed_values import PushedValues
 from .settings import SETTINGS
 from .specs import STATE_ATTRS, VIEW_ATTRS
 
-if TYPE_CHECKING:
-    from .conductor import Lima2Conductor
+
+class PublishingDevice(Protocol):
+    """What the monitor uses of the conductor device
+    (:class:`lima2_conductor.device.conductor.Lima2Conductor`): the system it watches, the
+    view it refreshes and the values it publishes."""
+
+    core: AcquisitionSystem
+    view: ConductorView
+    image: Any
+    image_idx: int
+    settings: dict[str, Any]
+    image_period_ms: int
+    progress_event_period_ms: int
+
+    def refresh_view(self) -> None: ...
+
+    def push_change_event(self, name: str, *args: Any) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 IDLE_PERIOD_S = 0.1
@@ -62,7 +80,7 @@ BY_NAME = {spec.name: spec for spec in VIEW_ATTRS}
 
 
 class Monitor:
-    def __init__(self, device: Lima2Conductor) -> None:
+    def __init__(self, device: PublishingDevice) -> None:
         self.device = device
         self.observed = False
         self.ticks = 0

@@ -10,8 +10,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lima2_conductor.core.completion import gapped_layout
 from lima2_conductor.core.lima2 import DeviceState as D
+from lima2_conductor.core.master_file import gapped_layout
 from lima2_conductor.core.state import RunState
 from lima2_conductor.core.topology import FrameTable, StaticLocator
 from tests.fakes import FakeSystem
