@@ -9,7 +9,7 @@ import tango
 from bliss.scanning.channel import BaseAcquisitionChannel
 
 from ..core.lima2 import DEFAULT_PIXEL_TYPE
-from .counters import frame_dtype
+from .params import frame_dtype
 from .stream import ConductorStream
 
 

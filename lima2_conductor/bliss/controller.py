@@ -99,7 +99,7 @@ class Lima2Conductor(CounterContainer):
         return self._processing
 
     # -- conductor values --------------------------------------------------------------
-    def _cached(self, name: str, default: Any = None) -> Any:
+    def cached_value(self, name: str, default: Any = None) -> Any:
         """Detector attributes that rarely change, read at most every few seconds."""
         if time.monotonic() - self._cache_at > CACHE_S or name not in self._cache:
             try:
@@ -112,25 +112,26 @@ class Lima2Conductor(CounterContainer):
     def frame_size(self) -> tuple[int, int]:
         """Width and height of the frames (the current pipeline's, else the sensor's; 0, 0
         if the conductor is unreachable)."""
-        frame = parse_json(self._cached("frame_channels", "")).get("frame") or {}
+        frame = parse_json(self.cached_value("frame_channels", "")).get("frame") or {}
         shape = frame.get("shape") or []
         if len(shape) == 3 and int(shape[1]) > 0:
             return int(shape[2]), int(shape[1])
-        return int(self._cached("det_width", 0) or 0), int(self._cached("det_height", 0) or 0)
+        return int(self.cached_value("det_width", 0) or 0), int(self.cached_value("det_height", 0) or 0)
 
     def frame_pixel_type(self) -> str:
         """The pixel type of the frames: the current pipeline's (``frame_channels``), else
         the conductor's ``det_pixel_type`` (what a run with the default params makes)."""
-        frame = parse_json(self._cached("frame_channels", "")).get("frame") or {}
-        return str(frame.get("pixel_type") or self._cached("det_pixel_type", "") or DEFAULT_PIXEL_TYPE)
+        frame = parse_json(self.cached_value("frame_channels", "")).get("frame") or {}
+        return str(frame.get("pixel_type") or self.cached_value("det_pixel_type", "") or DEFAULT_PIXEL_TYPE)
 
     def capabilities(self) -> dict[str, Any]:
         if not self._caps:
             self._caps = self.client.capabilities()
         return self._caps
 
-    def _description(self) -> str:
-        return f"{self._cached('det_plugin', '')}, {self._cached('det_model', '')} (Lima2 conductor {self.tango_name})"
+    def detector_description(self) -> str:
+        """The detector in words, for the scan's metadata."""
+        return f"{self.cached_value('det_plugin', '')}, {self.cached_value('det_model', '')} (Lima2 conductor {self.tango_name})"
 
     @property
     def state(self) -> str:

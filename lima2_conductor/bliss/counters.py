@@ -7,7 +7,7 @@ its sub-controllers, one counter per ROI and statistic, read from ``GetReducedDa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from bliss.common.counter import Counter
@@ -15,23 +15,31 @@ from bliss.common.protocols import HasMetadataForDataset, HasMetadataForScanExcl
 from bliss.controllers.counter import CounterController
 
 from ..core.lima2 import (
-    DEFAULT_PIXEL_TYPE,
     EXTERNAL_TRIGGER,
     GATE_TRIGGER,
     INTERNAL_TRIGGER,
-    PIXEL_DTYPES,
     SOFTWARE_TRIGGER,
 )
-from .params import STATS, default_trigger_mode, min_latency
+from .params import STATS, default_trigger_mode, frame_dtype, min_latency
 
 
-def frame_dtype(pixel_type: str) -> np.dtype:
-    """The numpy dtype of a Lima2 pixel type (the default one's if unknown)."""
-    return np.dtype(PIXEL_DTYPES.get(pixel_type, PIXEL_DTYPES[DEFAULT_PIXEL_TYPE]))
+class Detector(Protocol):
+    """What the counters need of the detector controller
+    (:class:`lima2_conductor.bliss.controller.Lima2Conductor`)."""
 
+    name: str
+    tango_name: str
 
-if TYPE_CHECKING:
-    from .controller import Lima2Conductor
+    @property
+    def acquisition(self) -> Any: ...
+
+    def cached_value(self, name: str, default: Any = None) -> Any: ...
+
+    def frame_pixel_type(self) -> str: ...
+
+    def capabilities(self) -> dict[str, Any]: ...
+
+    def detector_description(self) -> str: ...
 
 
 class FrameCounter(Counter):
@@ -47,7 +55,7 @@ class FrameCounter(Counter):
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (int(self._det._cached("det_height", 0)), int(self._det._cached("det_width", 0)))
+        return (int(self._det.cached_value("det_height", 0)), int(self._det.cached_value("det_width", 0)))
 
     def __info__(self) -> str:
         return f"{self.fullname}: image {self.shape[1]} x {self.shape[0]} {self.dtype}"
@@ -76,15 +84,15 @@ class RoiProfileCounter(RoiStatCounter):
 class DetectorController(CounterController, HasMetadataForScanExclusive, HasMetadataForDataset):
     """Builds the acquisition master of the conductor for the default chain."""
 
-    def __init__(self, det: Lima2Conductor) -> None:
+    def __init__(self, det: Detector) -> None:
         super().__init__(det.name, register_counters=False)
         self.det = det
 
     def scan_metadata(self) -> dict[str, Any]:
-        return {"type": "lima2", "description": self.det._description(), "tango_name": self.det.tango_name}
+        return {"type": "lima2", "description": self.det.detector_description(), "tango_name": self.det.tango_name}
 
     def dataset_metadata(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.det._description()}
+        return {"name": self.name, "description": self.det.detector_description()}
 
     def get_default_chain_parameters(self, scan_params: dict[str, Any], acq_params: dict[str, Any]) -> dict[str, Any]:
         """As Bliss's Lima2: a single point is one internal-trigger frame; a step scan is one

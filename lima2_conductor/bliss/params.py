@@ -10,7 +10,23 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.lima2 import INTERNAL_TRIGGER, SOFTWARE_TRIGGER, TRIGGER_MODES
+import numpy as np
+
+from ..core.lima2 import (
+    DEFAULT_PIXEL_TYPE,
+    INTERNAL_TRIGGER,
+    PIXEL_DTYPES,
+    SOFTWARE_TRIGGER,
+    TRIGGER_MODES,
+    pixel_dtype,
+)
+
+
+def frame_dtype(pixel_type: str) -> np.dtype:
+    """The numpy dtype of a Lima2 pixel type; the default type's for one not (yet) known,
+    such as the empty type of a conductor that has not read its detector."""
+    return pixel_dtype(pixel_type if pixel_type in PIXEL_DTYPES else DEFAULT_PIXEL_TYPE)
+
 
 STATS = ("sum", "avg", "std", "min", "max")
 FINISHED = ("DONE", "STOPPED", "FAULT", "IDLE", "PREPARED")
