@@ -21,6 +21,7 @@ bypasses the buffer and the protection.)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,6 +29,20 @@ from typing import Any
 from tango import DevFailed, TimedAttrData, Util
 
 logger = logging.getLogger(__name__)
+
+
+class WrongThread(RuntimeError):
+    """An event pushed from a thread other than the event loop's (a request thread, a
+    worker): it would race the other pushes and the polling buffer without a sign."""
+
+
+def require_loop_thread(what: str) -> None:
+    """Raise :class:`WrongThread` unless called in the thread running the event loop: the
+    one rule of the servers' threads that a mistake would break silently."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise WrongThread(f"{what}: events are pushed from the event loop's thread only") from None
 
 
 class PushedValues:
@@ -78,6 +93,7 @@ class PushedValues:
         this value), then as a change event. From the event loop's thread only. When the
         buffer refuses it (its polling was removed from outside, by an operator), the
         attribute is read live from then on, and the event still goes out."""
+        require_loop_thread(f"push of {name}")
         if name in self.buffered:
             try:
                 self.device.fill_attr_polling_buffer(name, TimedAttrData(value))

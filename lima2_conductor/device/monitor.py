@@ -24,7 +24,7 @@ from ..core.devencoded import decode_frame
 from ..core.errors import ConductorError
 from ..core.system import AcquisitionSystem
 from ..core.view import ConductorView
-from ..pushed_values import PushedValues
+from ..pushed_values import PushedValues, require_loop_thread
 from .settings import SETTINGS
 from .specs import STATE_ATTRS, VIEW_ATTRS
 
@@ -280,5 +280,6 @@ class Monitor:
         if idx != device.image_idx:
             device.image = frame[0].astype(numpy.float32)
             device.image_idx = int(idx)
+            require_loop_thread("push of last_image")
             device.push_change_event("last_image", device.image)
             self._push(IMAGE_READY, device.image_idx)

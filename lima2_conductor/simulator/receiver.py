@@ -17,6 +17,7 @@ from tango.server import attribute, command, device_property
 from ..core.lima2 import SOFTWARE_TRIGGER, processing_device_name
 from ..core.params import defaults_from_schema
 from ..core.state import DeviceState
+from ..pushed_values import require_loop_thread
 from . import disk_space
 from .base import SimulatorDevice, knob, raise_lima
 from .clock import FrameClock
@@ -282,6 +283,7 @@ class LimaSimulatorReceiver(SimulatorDevice):
         device = self._devices.get(pipeline.uuid)
         if device is None or PIPELINES.get(name.lower()) is not pipeline:
             return  # erased, or being deleted (its delete_device forgets the pipeline first)
+        require_loop_thread("processing events")
         if pipeline.error:
             device.push_data_ready_event("last_error", 1)
         if not drop_finished:
