@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .lima2 import DeviceState
 
@@ -44,6 +44,16 @@ class ControlPort(DevicePort, Protocol):
     async def det_status(self) -> dict[str, Any]: ...
     async def det_capabilities(self) -> dict[str, Any]: ...
     async def acq_schema(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class BlockingControl(Protocol):
+    """Calls a control backend may also offer to Tango request threads, blocking: a step
+    scan's Trigger and the frame count that follows it, without a hop through the event
+    loop. A backend without them is driven through the loop."""
+
+    def trigger_now(self) -> None: ...
+    def count_now(self) -> int: ...
 
 
 class ProcessingPort(Protocol):

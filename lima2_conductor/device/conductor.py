@@ -22,6 +22,7 @@ from ..backend.frame_fetch import FrameFetcher
 from ..backend.tango_devices import TangoControl, TangoReceiver, check_database, find_processing
 from ..core.errors import ConductorError, ParamError
 from ..core.params import parse_json_object, settings_overrides
+from ..core.ports import BlockingControl
 from ..core.state import RunState
 from ..core.system import AcquisitionSystem
 from ..core.topology import make_topology
@@ -243,12 +244,11 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         that offers it, the control is triggered by a blocking call, without waiting for
         the event loop; the monitor then follows the control's frame count."""
         core = self.core
-        trigger_now = getattr(core.control, "trigger_now", None)
-        if trigger_now is None:
-            self.in_loop(core.trigger())
-        else:
+        if isinstance(core.control, BlockingControl):
             core.check("Trigger")
-            trigger_now()
+            core.control.trigger_now()
+        else:
+            self.in_loop(core.trigger())
         if self.monitor is not None:
             self.loop.call_soon_threadsafe(self.monitor.follow_trigger)
 

@@ -22,6 +22,7 @@ import numpy
 from ..backend.tango_devices import TangoDevice
 from ..core.devencoded import decode_frame
 from ..core.errors import ConductorError
+from ..core.ports import BlockingControl
 from ..core.system import AcquisitionSystem
 from ..core.view import ConductorView
 from ..pushed_values import PushedValues, require_loop_thread
@@ -212,7 +213,7 @@ class Monitor:
         if run is None:
             return
         expo = run.params["control"]["acq"].get("expo_time", 0) / 1e6
-        count_now = getattr(system.control, "count_now", None)
+        count_now = system.control.count_now if isinstance(system.control, BlockingControl) else None
         await asyncio.sleep(max(0.0, expo - EARLY_S))  # no frame before its exposure ends
         while system.run is run and run.progress.nb_frames_acquired < self._trigger_target:
             deadline = time.monotonic() + expo + 1.0
