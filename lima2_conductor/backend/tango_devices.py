@@ -22,8 +22,7 @@ import tango
 import tango.asyncio
 
 from ..core.errors import DeviceError, DeviceOffline, NotFound
-from ..core.lima2 import processing_device_pattern, processing_rank
-from ..core.state import DeviceState
+from ..core.lima2 import DeviceState, processing_device_pattern, processing_rank
 from .errors import translate
 
 logger = logging.getLogger(__name__)

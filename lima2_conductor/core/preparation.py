@@ -15,13 +15,14 @@ from .errors import ConductorError, DeviceOffline, DeviceTimeout, MultiDeviceErr
 from .exclusive import exclusive
 from .fanout import call, fan_out, run_to_end
 from .handles import PreparingSystem
+from .lima2 import DeviceState
 from .master_file import Saving
 from .params import build_prepare_params, check_saving
 from .pipeline import RunPipeline
 from .ports import DevicePort, ReceiverPort
 from .progress import Progress
 from .run import Run
-from .state import DeviceState, RunState
+from .state import RunState
 
 logger = logging.getLogger(__name__)
 

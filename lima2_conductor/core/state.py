@@ -7,7 +7,7 @@ from enum import IntEnum, StrEnum
 
 from .lima2 import DeviceState
 
-__all__ = ["DeviceState", "RunState", "SystemState", "tango_state_name"]
+__all__ = ["RunState", "SystemState", "tango_state_name"]
 
 
 class SystemState(IntEnum):

@@ -27,13 +27,14 @@ from .errors import (
 )
 from .fanout import call, fan_out, run_to_end
 from .handles import DatabaseCheck
+from .lima2 import DeviceState
 from .lookup import get_frame, lookup
 from .observer import Observer
 from .pipeline import RunPipeline
 from .ports import ControlPort, DevicePort, ProcessingFinder, ReceiverPort
 from .progress import Progress
 from .run import Run
-from .state import DeviceState, RunState, SystemState
+from .state import RunState, SystemState
 from .topology import Topology
 
 logger = logging.getLogger(__name__)

@@ -13,9 +13,8 @@ from tango import AttrWriteType, DispLevel, GreenMode
 from tango.server import Device, attribute, device_property
 
 from ..core.errors import ParamError
-from ..core.lima2 import LIMA_ERROR_REASON, lima_error
+from ..core.lima2 import LIMA_ERROR_REASON, DeviceState, lima_error
 from ..core.params import defaults_from_schema, parse_json_object, validate
-from ..core.state import DeviceState
 from ..pushed_values import PushedValues
 from ..request_thread import RequestThreadHooks
 from .clock import FrameClock

@@ -7,8 +7,7 @@ import json
 
 from tango.server import attribute, command, device_property
 
-from ..core.lima2 import ACQ_LIMITS, CORE_VERSION, PIXEL_TYPES, TRIGGER_MODES
-from ..core.state import DeviceState
+from ..core.lima2 import ACQ_LIMITS, CORE_VERSION, PIXEL_TYPES, TRIGGER_MODES, DeviceState
 from .base import SimulatorDevice, raise_lima
 from .clock import FrameClock
 from .frames import geometry_from_params

@@ -14,9 +14,8 @@ import tango.asyncio
 from tango import AttrWriteType, Util
 from tango.server import attribute, command, device_property
 
-from ..core.lima2 import SOFTWARE_TRIGGER, processing_device_name
+from ..core.lima2 import SOFTWARE_TRIGGER, DeviceState, processing_device_name
 from ..core.params import defaults_from_schema
-from ..core.state import DeviceState
 from ..pushed_values import require_loop_thread
 from . import disk_space
 from .base import SimulatorDevice, knob, raise_lima

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tango
 
+from lima2_conductor.core.lima2 import DeviceState
 from lima2_conductor.core.params import defaults_from_schema
-from lima2_conductor.core.state import DeviceState
 from lima2_conductor.launcher import CONTROL, LocalSystem, receiver_name, wait_for
 from lima2_conductor.simulator.frames import FrameGenerator, stamped_index
 

@@ -14,9 +14,9 @@ import pytest
 
 from lima2_conductor.core import lima2
 from lima2_conductor.core.errors import ParamError
+from lima2_conductor.core.lima2 import DeviceState as D
 from lima2_conductor.core.params import build_prepare_params, check_saving, deep_merge, parse_json_object
 from lima2_conductor.core.progress import aggregate
-from lima2_conductor.core.state import DeviceState as D
 from lima2_conductor.core.state import RunState, SystemState, tango_state_name
 from lima2_conductor.simulator.schemas import acq_params_schema, proc_params_schema
 
