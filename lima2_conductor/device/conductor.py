@@ -72,7 +72,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         await super().init_device()
         self.set_state(DevState.INIT)
         self.set_status("Initialising: observing the Lima2 devices")
-        self.system: AcquisitionSystem | None = None
+        self._system: AcquisitionSystem | None = None
         self.view = ConductorView(tango_state="INIT", status="Initialising")
         self.settings: dict[str, Any] = {s.name: s.default for s in SETTINGS if not s.alias_of}
         if self.master_file_dir:
@@ -89,7 +89,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
             self.set_change_event(name, True, False)
         self._initialise_write_values()
         try:
-            self.system = self.make_system()
+            self._system = self.make_system()
             self.monitor = Monitor(self)
             self.monitor.start()
         except Exception as exc:  # init_device never raises: FAULT and a Status
@@ -125,7 +125,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         if self.monitor is not None:
             _reap(self.monitor.stop())
         if getattr(self, "system", None) is not None:
-            self.system.release()  # no event subscription outlives the system that made it
+            self._system.release()  # no event subscription outlives the system that made it
         if getattr(self, "frames", None) is not None:
             self.frames.close()
         logger.info("delete_device done in %.1f ms", 1000 * (time.monotonic() - t0))
@@ -145,28 +145,29 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         return asyncio.run_coroutine_threadsafe(work, self.loop).result()
 
     @property
-    def core(self) -> AcquisitionSystem:
-        if self.system is None:
+    def system(self) -> AcquisitionSystem:
+        """The acquisition system; PARAM_ERROR while the conductor is not configured."""
+        if self._system is None:
             raise ParamError(f"the conductor is not configured: {self.init_error}")
-        return self.system
+        return self._system
 
     # -- state ------------------------------------------------------------------------
     @in_request_thread
     def dev_state(self) -> DevState:
         """From the latest snapshot (never a fan-out); INIT until the devices were observed once."""
-        if self.system is None or self.monitor is None or not self.monitor.observed:
+        if self._system is None or self.monitor is None or not self.monitor.observed:
             return self.get_state()
         return DevState.names[self.view.tango_state]
 
     @in_request_thread
     def dev_status(self) -> str:
-        if self.system is None or self.monitor is None or not self.monitor.observed:
+        if self._system is None or self.monitor is None or not self.monitor.observed:
             return self.get_status()
         return self.view.status
 
     def refresh_view(self) -> None:
         """A new snapshot of the core, published as State/Status and change events."""
-        self.view = snapshot(self.core)
+        self.view = snapshot(self.system)
         if self.monitor is not None and self.monitor.observed:
             self.set_state(DevState.names[self.view.tango_state])
             self.set_status(self.view.status)
@@ -176,7 +177,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         """Run a state-changing command; State is current when it returns: the devices'
         states come from the command's success (the Lima2 life cycle), or after a failure
         from reading them."""
-        observer = self.core.observer
+        observer = self.system.observer
         observer.fresh = False
         try:
             return await work
@@ -194,10 +195,10 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         when the Tango database cannot memorize it (:func:`.settings.persist`)."""
         if problem:
             tango.Except.throw_exception("PARAM_ERROR", f"{self.get_name()}: {name} {problem}", name)
-        if self.system is not None and self.system.run_state in (RunState.PREPARING, RunState.STARTING):
+        if self._system is not None and self._system.run_state in (RunState.PREPARING, RunState.STARTING):
             tango.Except.throw_exception(
                 "OPERATION_NOT_ALLOWED",
-                f"{self.get_name()}: {name} cannot change while {self.system.run_state.value}",
+                f"{self.get_name()}: {name} cannot change while {self._system.run_state.value}",
                 name,
             )
         await persist(self, name, value)
@@ -219,7 +220,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     @tango_errors
     async def Prepare(self, params_json: str) -> str:
         self.request_memory.served(len(params_json))
-        s = self.core
+        s = self.system
         s.check("Prepare")
         try:
             user = parse_json_object(params_json, "params") if params_json.strip() else {}
@@ -232,7 +233,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     @command(doc_in="Starts the prepared acquisition (receivers, then the control). Allowed in PREPARED.")
     @tango_errors
     async def Start(self) -> None:
-        await self._command(self.core.start())
+        await self._command(self.system.start())
 
     @command(
         doc_in="Software trigger: one more frame (trigger mode SOFTWARE). Allowed while RUNNING.",
@@ -243,12 +244,12 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         """Served in the request thread (a step scan sends one per point): with a backend
         that offers it, the control is triggered by a blocking call, without waiting for
         the event loop; the monitor then follows the control's frame count."""
-        core = self.core
-        if isinstance(core.control, BlockingControl):
-            core.check("Trigger")
-            core.control.trigger_now()
+        system = self.system
+        if isinstance(system.control, BlockingControl):
+            system.check("Trigger")
+            system.control.trigger_now()
         else:
-            self.in_loop(core.trigger())
+            self.in_loop(system.trigger())
         if self.monitor is not None:
             self.loop.call_soon_threadsafe(self.monitor.follow_trigger)
 
@@ -258,7 +259,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     )
     @tango_errors
     async def Stop(self) -> None:
-        await self._command(self.core.stop())
+        await self._command(self.system.stop())
 
     @command(
         doc_in="Releases the prepared acquisition: the control closes, the receivers reset. "
@@ -266,7 +267,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     )
     @tango_errors
     async def Close(self) -> None:
-        await self._command(self.core.close())
+        await self._command(self.system.close())
 
     @command(
         doc_in="Resets every device and forgets the run (clears FAULT and errors). "
@@ -274,7 +275,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     )
     @tango_errors
     async def Reset(self) -> None:
-        await self._command(self.core.reset())
+        await self._command(self.system.reset())
 
     # -- the live image ----------------------------------------------------------------
     @attribute(

@@ -31,7 +31,7 @@ class DataCommands:
     @tango_errors
     async def Lookup(self, frame_idx: int) -> str:
         _check_index(frame_idx)
-        return json.dumps(await self.core.lookup(int(frame_idx)))
+        return json.dumps(await self.system.lookup(int(frame_idx)))
 
     @command(
         dtype_in=tango.DevVarLongStringArray,
@@ -50,7 +50,7 @@ class DataCommands:
         its file, ``:dense``, any error) takes the event loop's full path."""
         ints, strs = _long_string(argin, 1, "GetFrame")
         _check_index(ints[0])
-        run = self.core.run
+        run = self.system.run
         idx, source = int(ints[0]), requested_source(run, strs)
         getter = self._frame_getter(run, idx, source) if run is not None else None
         if getter is not None:
@@ -58,7 +58,7 @@ class DataCommands:
                 return self.frames.fetch(run.uuid, *getter, idx)  # type: ignore[union-attr,return-value]
             except tango.DevFailed:
                 pass  # the full path says why, or reads the frame from its file
-        return self.in_loop(self.core.get_frame(idx, source))
+        return self.in_loop(self.system.get_frame(idx, source))
 
     def _frame_getter(self, run: Any, idx: int, source: str) -> tuple[str, str] | None:
         """(processing device, getter) of a frame, found without the event loop: by the
@@ -83,13 +83,13 @@ class DataCommands:
         ints, strs = _long_string(argin, 3, "GetReducedData")
         if not strs:
             raise ParamError("GetReducedData needs the channel name, e.g. [[0, 0, 0], ['roi_stats']]")
-        rows = self.core.current_run().pipeline.reduced(strs[0], ints[0], ints[1], ints[2])
+        rows = self.system.current_run().pipeline.reduced(strs[0], ints[0], ints[1], ints[2])
         return encode_rows(rows)
 
     @command(dtype_out=str, doc_out="Default params of the next Prepare (JSON), settings included")
     @tango_errors
     async def DefaultParams(self) -> str:
-        s = self.core
+        s = self.system
         spec = _spec("")
         o = settings_overrides(self.settings)
         ctl_schema = await s.control.acq_schema()
@@ -104,7 +104,7 @@ class DataCommands:
     @command(dtype_out=str, doc_out="JSON schemas of the params (control, receiver, processing)")
     @tango_errors
     async def ParamsSchema(self) -> str:
-        s = self.core
+        s = self.system
         spec = _spec("")
         return json.dumps(
             {
@@ -121,7 +121,7 @@ class DataCommands:
     )
     @tango_errors
     async def GetInfo(self) -> str:
-        s = self.core
+        s = self.system
         run = s.run
         started = run.started_at if run else 0.0
         return json.dumps(

@@ -35,7 +35,7 @@ class PublishingDevice(Protocol):
     (:class:`lima2_conductor.device.conductor.Lima2Conductor`): the system it watches, the
     view it refreshes and the values it publishes."""
 
-    core: AcquisitionSystem
+    system: AcquisitionSystem
     view: ConductorView
     image: Any
     image_idx: int
@@ -125,7 +125,7 @@ class Monitor:
     # -- the loop --------------------------------------------------------------------------
     async def _loop(self) -> None:
         device = self.device
-        system = device.core
+        system = device.system
         while True:
             t0, cpu0 = time.monotonic(), time.process_time()
             try:
@@ -154,7 +154,7 @@ class Monitor:
     async def _wait(self, delay: float) -> None:
         """Sleep until the next tick, or less when a device reports a change (events are
         coalesced: ticks are at least ``MIN_GAP_S`` apart)."""
-        wake = self.device.core.observer.wake
+        wake = self.device.system.observer.wake
         await asyncio.sleep(MIN_GAP_S)
         if not wake.is_set():
             try:
@@ -196,7 +196,7 @@ class Monitor:
     def follow_trigger(self) -> None:
         """A Trigger was sent: follow the control's frame count closely until every frame
         triggered so far is acquired."""
-        system = self.device.core
+        system = self.device.system
         run = system.run
         if run is None:
             return
@@ -208,7 +208,7 @@ class Monitor:
             self._follow = asyncio.ensure_future(self._follow_trigger())
 
     async def _follow_trigger(self) -> None:
-        system = self.device.core
+        system = self.device.system
         run = system.run
         if run is None:
             return
@@ -251,7 +251,7 @@ class Monitor:
         most every ``image_period_ms`` while running and once more when the run has
         ended (so that it ends at the run's last frame); one fetch at a time."""
         device = self.device
-        system = device.core
+        system = device.system
         run = system.run
         if run is None or run.progress.nb_frames_processed == 0:
             return
@@ -271,7 +271,7 @@ class Monitor:
     async def _fetch_image(self) -> None:
         device = self.device
         try:
-            frame, idx = decode_frame(await device.core.get_frame(-1))
+            frame, idx = decode_frame(await device.system.get_frame(-1))
         except (ConductorError, ValueError) as exc:  # a live view is best effort
             logger.debug("last_image: %s", exc)
             return
