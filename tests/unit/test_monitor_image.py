@@ -37,7 +37,7 @@ def test_ticks_go_on_while_the_last_image_is_fetched() -> None:
         core = Core()
         pushed: list[Any] = []
         device = SimpleNamespace(
-            core=core,
+            system=core,
             progress_event_period_ms=5,
             image_period_ms=0,
             image_idx=-1,
