@@ -15,6 +15,8 @@ import weakref
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from .fanout import run_to_end
+
 T = TypeVar("T")
 
 _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -35,15 +37,4 @@ async def exclusive(work: Awaitable[T]) -> T:
     ended, then raises ``CancelledError``: the request already sent to a device goes on,
     and nothing else may subscribe or erase meanwhile."""
     async with _lock():
-        task = asyncio.ensure_future(work)
-        cancelled = False
-        while not task.done():
-            try:
-                await asyncio.wait((task,))  # a cancelled wait leaves the task running
-            except asyncio.CancelledError:
-                cancelled = True
-        if cancelled:
-            if not task.cancelled():
-                task.exception()  # retrieved: the caller that would see it is gone
-            raise asyncio.CancelledError
-        return task.result()
+        return await run_to_end(work)
