@@ -12,13 +12,14 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tango
 
-from lima2_conductor.launcher import LocalSystem, Process, free_port, wait_for
+from lima2_conductor.launcher import Layout, LocalSystem, Process, free_port, wait_for
 
 DEBIAN = {
     "mariadb-install-db": "/usr/bin/mariadb-install-db",
@@ -161,6 +162,26 @@ class RealTangoSystem(LocalSystem):
         """A proxy through this database, whatever this process's TANGO_HOST (a test
         session may have bound it to NosqlTangoDB)."""
         return tango.DeviceProxy(f"tango://{self.tango_host}/{name}")
+
+    @contextlib.contextmanager
+    def running(self, layout: Layout) -> Iterator[RealTangoSystem]:
+        """The simulators and the conductor of ``layout`` (registered already), stopped
+        by PID on exit."""
+        try:
+            self.start_simulators(layout)
+            self.start_conductor(layout)
+            yield self
+        finally:
+            self.stop_layout(layout)
+
+    def idle_conductor(self, name: str) -> tango.DeviceProxy:
+        """The conductor answering, nothing running, reset."""
+        c = self.proxy(name)
+        wait_for(lambda: c.State() != tango.DevState.INIT, 30, "conductor answering")
+        c.Stop()
+        wait_for(lambda: not c.running, 20, "nothing running")
+        c.Reset()
+        return c
 
     def database(self) -> tango.Database:
         return tango.Database("127.0.0.1", self.port)

@@ -29,22 +29,13 @@ def system(services: RealTangoSystem) -> Iterator[RealTangoSystem]:
     """tango_db/ registered, the simulators and the conductor running."""
     out = services.register()
     assert "[write] device Lima2Conductor/simulator id00/lima2conductor/simulator" in out
-    try:
-        services.start_simulators(LAYOUT)
-        services.start_conductor(LAYOUT)
-        yield services
-    finally:
-        services.stop_layout(LAYOUT)
+    with services.running(LAYOUT) as system:
+        yield system
 
 
 @pytest.fixture
 def conductor(system: RealTangoSystem) -> tango.DeviceProxy:
-    c = system.proxy(CONDUCTOR)
-    wait_for(lambda: c.State() != tango.DevState.INIT, 30, "conductor answering")
-    c.Stop()
-    wait_for(lambda: not c.running, 20, "nothing running")
-    c.Reset()
-    return c
+    return system.idle_conductor(CONDUCTOR)
 
 
 def run_to_end(c: tango.DeviceProxy, timeout: float = 60) -> None:

@@ -22,12 +22,8 @@ LAYOUT = Layout()  # the names of tango_db/
 @pytest.fixture(scope="module")
 def system(services: RealTangoSystem) -> Iterator[RealTangoSystem]:
     services.register()
-    try:
-        services.start_simulators(LAYOUT)
-        services.start_conductor(LAYOUT)
-        yield services
-    finally:
-        services.stop_layout(LAYOUT)
+    with services.running(LAYOUT) as system:
+        yield system
 
 
 def conductor(system: RealTangoSystem) -> tango.DeviceProxy:

@@ -65,11 +65,7 @@ def tac(services: RealTangoSystem) -> Iterator[RealTangoSystem]:
 @pytest.fixture
 def acquired(tac: RealTangoSystem) -> tango.DeviceProxy:
     """A finished run with ROI statistics, frames and reduced data to read."""
-    c = tac.proxy(CONDUCTOR)
-    wait_for(lambda: c.State() != tango.DevState.INIT, 30, "conductor answering")
-    c.Stop()
-    wait_for(lambda: not c.running, 20, "nothing running")
-    c.Reset()
+    c = tac.idle_conductor(CONDUCTOR)
     c.acq_nb_frames = 20
     c.acq_expo_time = 0.002
     c.Prepare(json.dumps({"processing": {"statistics": {"enabled": True, "rect_rois": [ROI]}}}))
