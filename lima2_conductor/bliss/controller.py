@@ -1,4 +1,4 @@
-"""``Lima2Conductor``: the Bliss object of a Lima2 Tango conductor.
+"""``Lima2``: the Bliss object of a Lima2 Tango conductor.
 
 Loaded by Beacon (``plugin: generic``) with the YAML node as its only argument; the node
 gives ``name`` and ``tango_name``. The object is a counter container (``det.counters``,
@@ -40,7 +40,7 @@ STATIC_ATTRS = (
 class Processing:
     """``det.processing``: the Legacy pipeline of the next scans."""
 
-    def __init__(self, det: Lima2Conductor) -> None:
+    def __init__(self, det: Lima2) -> None:
         key = f"lima2_conductor:{det.name}"
         self.saving = SavingSettings(f"{key}:saving")
         self.roi_stats = RoiList(f"{key}:roi_stats", det._rois_changed, det.frame_size)
@@ -63,7 +63,7 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-class Lima2Conductor(CounterContainer):
+class Lima2(CounterContainer):
     """A distributed Lima2 detector, driven through its Tango conductor."""
 
     def __init__(self, config: Any) -> None:
@@ -234,4 +234,4 @@ class Lima2Conductor(CounterContainer):
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<Lima2Conductor {self._name} on {self.tango_name}>"
+        return f"<Lima2 {self._name} on conductor {self.tango_name}>"

@@ -25,7 +25,7 @@ from .params import STATS, default_trigger_mode, frame_dtype, min_latency
 
 class Detector(Protocol):
     """What the counters need of the detector controller
-    (:class:`lima2_conductor.bliss.controller.Lima2Conductor`)."""
+    (:class:`lima2_conductor.bliss.controller.Lima2`)."""
 
     name: str
     tango_name: str

@@ -18,7 +18,7 @@ def test_importing_the_package_needs_no_bliss() -> None:
     code = (
         "import sys, lima2_conductor.bliss as b\n"
         "assert 'bliss' not in sys.modules and 'gevent' not in sys.modules, sorted(sys.modules)\n"
-        "assert b.__all__ == ['Lima2Conductor']\n"
+        "assert b.__all__ == ['Lima2']\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

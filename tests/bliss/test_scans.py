@@ -41,9 +41,9 @@ def check_rois(scan: Any, det: Any, npoints: int) -> None:
 
 
 def test_loaded_from_yaml(det: Any) -> None:
-    from lima2_conductor.bliss import Lima2Conductor
+    from lima2_conductor.bliss import Lima2
 
-    assert isinstance(det, Lima2Conductor)
+    assert isinstance(det, Lima2)
     names = list(det.counters._fields)
     assert names[0] == "frame"
     assert {f"r1_{s}" for s in STATS} | {f"a1_{s}" for s in STATS} <= set(names)
