@@ -4,8 +4,8 @@ Layout is the official conductor's, so its readers open ours unchanged:
 ``{base_path}/{filename_prefix}_master.h5``, the virtual dataset at
 ``<entry>/<instrument>/<detector>/data`` (``interpretation = "image"``), links
 ``<entry>/measurement/data`` and ``<detector>/plot/data``, NeXus classes, and the
-acquisition params, processing params and ``det_info`` as nested groups under the
-detector. Added: ``conductor/`` with the UUID, topology, frame count and a per-file
+acquisition params, processing params, ``det_info`` and the Prepare's
+``masterfile_metadata`` as nested groups under the detector. Added: ``conductor/`` with the UUID, topology, frame count and a per-file
 mapping table (file, first global frame, step, count).
 
 With round robin each receiver file is one **strided** hyperslab of the virtual
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
 import secrets
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ import numpy.typing as npt
 
 from . import lima2
 from .errors import SavingError
+from .nexus_tree import write_tree
 from .topology import FileMapping, FileNamer, Locator
 
 
@@ -179,9 +179,8 @@ def write(
             f[f"{saving.entry}/measurement"].attrs["NX_class"] = "NXcollection"
             det["plot/data"] = dset
             det["plot"].attrs.update({"NX_class": "NXdata", "signal": "data"})
-            for key in ("params", "detector_information"):
-                if key in metadata:
-                    _write_tree(det, key, metadata[key])
+            for key, value in metadata.get("detector", {}).items():
+                write_tree(det, key, value)
             cond = entry.create_group("conductor")
             cond.attrs["NX_class"] = "NXcollection"
             cond["uuid"] = metadata.get("uuid", "")
@@ -209,25 +208,6 @@ def _runs(indices: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
     starts = np.concatenate([[0], breaks])
     ends = np.concatenate([breaks, [len(indices)]])
     return [(int(indices[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)]
-
-
-def _write_tree(group: Any, name: str, value: Any) -> None:
-    if isinstance(value, dict):
-        sub = group.create_group(name)
-        sub.attrs["NX_class"] = "NXcollection"
-        for k, v in value.items():
-            _write_tree(sub, str(k), v)
-    elif isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
-        sub = group.create_group(name)
-        sub.attrs["NX_class"] = "NXcollection"
-        for i, v in enumerate(value):
-            _write_tree(sub, str(i), v)
-    elif value is None:
-        group[name] = "None"
-    elif isinstance(value, list):
-        group[name] = json.dumps(value) if not value else value
-    else:
-        group[name] = value
 
 
 def read_sparse_files(saving: Saving, nb_receivers: int) -> list[tuple[int, Any, Any]]:
@@ -301,9 +281,8 @@ def write_sparse(path: str, saving: Saving, nb_receivers: int, metadata: dict[st
             det.attrs["NX_class"] = "NXdetector"
             f[f"{saving.entry}/measurement/data"] = group
             f[f"{saving.entry}/measurement"].attrs["NX_class"] = "NXcollection"
-            for key in ("params", "detector_information"):
-                if key in metadata:
-                    _write_tree(det, key, metadata[key])
+            for key, value in metadata.get("detector", {}).items():
+                write_tree(det, key, value)
         publish(tmp, path, str(metadata.get("uuid", "")), saving.overwrite)
     except BaseException:
         if os.path.exists(tmp):

@@ -93,7 +93,7 @@ def validate(instance: Any, schema: Mapping[str, Any] | str, what: str) -> None:
     raise ParamError(f"{what} {where}: {error.message}{allowed}")
 
 
-TOP_LEVEL_KEYS = ("control", "receiver", "processing")
+TOP_LEVEL_KEYS = ("control", "receiver", "processing", "masterfile_metadata")
 
 
 def build_prepare_params(

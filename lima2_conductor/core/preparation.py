@@ -17,6 +17,7 @@ from .fanout import call, fan_out, run_to_end
 from .handles import PreparingSystem
 from .lima2 import DeviceState
 from .master_file import Saving
+from .nexus_tree import check_user_metadata
 from .params import build_prepare_params, check_saving
 from .pipeline import RunPipeline
 from .ports import DevicePort, ReceiverPort
@@ -50,6 +51,7 @@ async def prepare_run(self: PreparingSystem, user: dict[str, Any], overrides: di
         raise
     try:
         ctl, rcv, proc = await asyncio.to_thread(build_prepare_params, user, *schemas, overrides)
+        user_metadata = await asyncio.to_thread(check_user_metadata, user.get("masterfile_metadata", {}))
     except RecursionError:
         raise ParamError("params are nested too deeply") from None
     nb_frames = int(ctl["acq"]["nb_frames"])
@@ -93,7 +95,8 @@ async def prepare_run(self: PreparingSystem, user: dict[str, Any], overrides: di
             raise MultiDeviceError("Prepare", errors)
         self.observer.assume(self.devices, DeviceState.PREPARED)
         t3 = self.clock()
-        run = await new_run(self, uid, spec, {"control": ctl, "receiver": rcv, "processing": proc}, det_info)
+        params = {"control": ctl, "receiver": rcv, "processing": proc}
+        run = await new_run(self, uid, spec, params, det_info, user_metadata=user_metadata)
     except BaseException:
         await run_to_end(self.rollback([*prepared, *_unanswered(self, sent)]))
         raise
@@ -121,8 +124,11 @@ async def new_run(
     params: dict[str, Any],
     det_info: dict[str, Any],
     adopted: bool = False,
+    user_metadata: dict[str, Any] | None = None,
 ) -> Run:
-    """Find the run's processing devices and build its pipeline services."""
+    """Find the run's processing devices and build its pipeline services. The master
+    file's detector group gets the params, ``det_info`` and the user's metadata (whose
+    ``params`` or ``detector_information`` replace the conductor's, as lima2-client's)."""
     processing = await call(
         self.receivers[0],
         "find processing devices",
@@ -145,8 +151,11 @@ async def new_run(
         nb_frames,
         {s.name: lima2.frame_info_of(s.kind, info) for s, info in zip(spec.frame_sources, infos, strict=True)},
         {
-            "params": {"acquisition": params["control"], "processing": params["processing"]},
-            "detector_information": det_info,
+            "detector": {
+                "params": {"acquisition": params["control"], "processing": params["processing"]},
+                "detector_information": det_info,
+                **(user_metadata or {}),
+            }
         },
         self.topology.name,
     )

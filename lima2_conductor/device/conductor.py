@@ -211,8 +211,8 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     # -- commands ------------------------------------------------------------------------
     @command(
         dtype_in=str,
-        doc_in='Prepares an acquisition. JSON {"control": {...}, "receiver": {...}, "processing": {...}}, each '
-        'optional and partial, deep-merged over the defaults and the acq_*/saving_* settings; "" = defaults. '
+        doc_in='Prepares an acquisition. JSON {"control": {...}, "receiver": {...}, "processing": {...}, '
+        '"masterfile_metadata": {...}}, each optional and partial, deep-merged over the defaults and the acq_*/saving_* settings; "" = defaults. '
         "Allowed when no acquisition runs (IDLE, PREPARED, DONE, STOPPED).",
         dtype_out=str,
         doc_out="Acquisition UUID",

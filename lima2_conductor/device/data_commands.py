@@ -14,6 +14,7 @@ from ..core import lima2
 from ..core.devencoded import encode_rows
 from ..core.errors import ParamError
 from ..core.lookup import cached_where, newest_getter, requested_source
+from ..core.nexus_tree import USER_METADATA_SCHEMA
 from ..core.params import deep_merge, defaults_from_schema, settings_overrides
 from .errors import tango_errors
 
@@ -101,7 +102,7 @@ class DataCommands:
             }
         )
 
-    @command(dtype_out=str, doc_out="JSON schemas of the params (control, receiver, processing)")
+    @command(dtype_out=str, doc_out="JSON schemas of the params (control, receiver, processing, masterfile_metadata)")
     @tango_errors
     async def ParamsSchema(self) -> str:
         s = self.system
@@ -111,6 +112,7 @@ class DataCommands:
                 "control": await s.control.acq_schema(),
                 "receiver": await s.receivers[0].acq_schema(),
                 "processing": await s.receivers[0].proc_schema(spec.class_name),
+                "masterfile_metadata": USER_METADATA_SCHEMA,
             }
         )
 

@@ -1,0 +1,81 @@
+"""Nested metadata (JSON-like values) written as HDF5 groups and datasets under the
+master file's detector group, and the check run at Prepare so that a value HDF5 cannot
+hold is refused before the run, not found when the master file is written."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ParamError
+
+USER_METADATA_SCHEMA = {
+    "type": "object",
+    "description": "Written under the master file's detector group; its 'params' or"
+    " 'detector_information' replace the conductor's",
+}
+"""The schema of Prepare's ``masterfile_metadata`` (``ParamsSchema``)."""
+
+RESERVED = frozenset({"plot", "data"})
+"""Children of the detector group the master file writes itself."""
+
+
+def write_tree(group: Any, name: str, value: Any) -> None:
+    """``value`` under ``group[name]``: a dict is a group (``NXcollection``), a list of
+    dicts or lists a group of numbered children, a list of strings a string array, any
+    other list an array, ``None`` the string ``"None"``."""
+    import h5py
+
+    if isinstance(value, Mapping):
+        sub = group.create_group(name)
+        sub.attrs["NX_class"] = "NXcollection"
+        for k, v in value.items():
+            write_tree(sub, str(k), v)
+    elif isinstance(value, list) and any(isinstance(v, Mapping | list) for v in value):
+        sub = group.create_group(name)
+        sub.attrs["NX_class"] = "NXcollection"
+        for i, v in enumerate(value):
+            write_tree(sub, str(i), v)
+    elif value is None:
+        group[name] = "None"
+    elif isinstance(value, list) and not value:
+        group[name] = json.dumps(value)
+    elif isinstance(value, list) and any(isinstance(v, str) for v in value):
+        group.create_dataset(name, data=[str(v) for v in value], dtype=h5py.string_dtype())
+    else:
+        group[name] = value
+
+
+def check_user_metadata(value: Any) -> dict[str, Any]:
+    """Prepare's ``masterfile_metadata``: a JSON object whose keys are HDF5 names and whose
+    values HDF5 can hold (written once into an in-memory file). Blocking."""
+    import h5py
+
+    if not isinstance(value, Mapping):
+        raise ParamError(f"params $.masterfile_metadata must be an object, not {type(value).__name__}")
+    _check_names(value, "$.masterfile_metadata")
+    for key in value:
+        if key in RESERVED:
+            raise ParamError(
+                f"params $.masterfile_metadata.{key}: the master file writes '{key}' itself"
+                f" (reserved: {', '.join(sorted(RESERVED))})"
+            )
+    with h5py.File("metadata-check", "w", driver="core", backing_store=False) as f:
+        for key, item in value.items():
+            try:
+                write_tree(f, key, item)
+            except (TypeError, ValueError) as exc:
+                raise ParamError(f"params $.masterfile_metadata.{key}: HDF5 cannot hold {item!r} ({exc})") from None
+    return dict(value)
+
+
+def _check_names(value: Any, where: str) -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key or "/" in key or key in (".", ".."):
+                raise ParamError(f"params {where}: {key!r} is not an HDF5 name (non-empty, no '/', not '.' or '..')")
+            _check_names(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_names(item, f"{where}[{i}]")
