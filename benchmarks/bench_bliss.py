@@ -30,7 +30,7 @@ from tests.bliss import standins  # noqa: E402 - stand-ins first, then Bliss
 
 standins.install()
 
-from lima2_conductor.launcher import Layout, running_db  # noqa: E402
+from lima2_conductor.cli.launcher import Layout, running_db  # noqa: E402
 from tests.bliss.beacon import running_beacon  # noqa: E402
 
 LAYOUT = Layout(2, "id00", sensor=(256, 256))

@@ -25,7 +25,7 @@ from typing import Any
 
 import tango
 
-from lima2_conductor.launcher import Layout, LocalSystem, running_db, wait_for
+from lima2_conductor.cli.launcher import Layout, LocalSystem, running_db, wait_for
 
 LAYOUTS = {n: Layout(n, f"id{n:02d}") for n in (1, 2, 4, 8)}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import tango
 
-from lima2_conductor.launcher import Layout, running_db, wait_for
+from lima2_conductor.cli.launcher import Layout, running_db, wait_for
 
 COUNTS = (1, 4, 8, 16)
 TICKS = os.sysconf("SC_CLK_TCK")

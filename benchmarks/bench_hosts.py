@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lima2_conductor.launcher import Layout, wait_for  # noqa: E402
+from lima2_conductor.cli.launcher import Layout, wait_for  # noqa: E402
 from tests.hosts.cluster import HostSystem  # noqa: E402
 from tests.hosts.netns import Network, unavailable  # noqa: E402
 from tests.hosts.test_multihomed import longest_stall  # noqa: E402

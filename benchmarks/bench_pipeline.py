@@ -156,7 +156,7 @@ def bench_merge() -> None:
 def bench_get_frame(tmp: str) -> None:
     import tango
 
-    from lima2_conductor.launcher import CONDUCTOR, local_system, wait_for
+    from lima2_conductor.cli.launcher import CONDUCTOR, local_system, wait_for
 
     with local_system(2, conductor=True, workdir=os.path.join(tmp, "sys")) as system:
         os.environ["TANGO_HOST"] = system.tango_host

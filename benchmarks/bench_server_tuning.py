@@ -25,7 +25,7 @@ import time
 
 import tango
 
-from lima2_conductor.launcher import Layout, running_db, wait_for
+from lima2_conductor.cli.launcher import Layout, running_db, wait_for
 
 CONFIGS = {
     "defaults": {},

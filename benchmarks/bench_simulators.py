@@ -17,9 +17,9 @@ import uuid
 
 import tango
 
+from lima2_conductor.cli.launcher import CONTROL, local_system, receiver_name, wait_for
 from lima2_conductor.core import lima2
 from lima2_conductor.core.params import defaults_from_schema
-from lima2_conductor.launcher import CONTROL, local_system, receiver_name, wait_for
 
 
 def run_once(nb_frames: int, saving: bool, data_dir: str, class_name: str = lima2.LEGACY.class_name) -> float:

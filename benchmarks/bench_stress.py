@@ -1,5 +1,5 @@
 """Careless clients against a local system: N clients issue Prepare/Start/Stop/Reset/Close
-at random for a while (:mod:`lima2_conductor.stress`); prints the counts per command and
+at random for a while (:mod:`lima2_conductor.cli.stress`); prints the counts per command and
 outcome, the longest transient run states, and what should never happen (an error other
 than a refusal, a transient state held past its deadline, conductor and devices disagreeing
 at the end).
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import tango
 
-from lima2_conductor.launcher import Layout, running_db, wait_for
-from lima2_conductor.stress import THINK_S, device_states, run_clients
+from lima2_conductor.cli.launcher import Layout, running_db, wait_for
+from lima2_conductor.cli.stress import THINK_S, device_states, run_clients
 
 LAYOUT = Layout(2, "id00", sensor=(128, 128))
 DEADLINE_S = 6.0  # twice the conductor's default device_timeout_ms

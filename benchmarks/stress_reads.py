@@ -20,7 +20,7 @@ from pathlib import Path
 
 import tango
 
-from lima2_conductor.launcher import Layout, running_db, wait_for
+from lima2_conductor.cli.launcher import Layout, running_db, wait_for
 
 LAYOUT = Layout(2, "id00", sensor=(64, 64))
 NAMES = (

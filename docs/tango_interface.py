@@ -1,6 +1,6 @@
 """Sphinx extension: ``.. tango-interface:: package.module.DeviceClass`` renders the
 device properties, attributes and commands that the class declares (see
-:mod:`lima2_conductor.interface`)."""
+``docs/interface_reference.py``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import importlib
 
 from docutils import nodes
 from docutils.statemachine import StringList
+from interface_reference import describe, to_rst
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
-
-from lima2_conductor.interface import describe, to_rst
 
 
 class TangoInterface(SphinxDirective):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lima2_conductor.launcher import Layout, LocalSystem, running_db
+from lima2_conductor.cli.launcher import Layout, LocalSystem, running_db
 
 OWN_BASETEMP = pytest.StashKey[str]()
 

@@ -27,7 +27,7 @@ from ..core.state import RunState
 from ..core.system import AcquisitionSystem
 from ..core.topology import make_topology
 from ..core.view import ConductorView, snapshot
-from ..request_thread import RequestThreadHooks, in_request_thread, request_thread_path
+from ..server.request_thread import RequestThreadHooks, in_request_thread, request_thread_path
 from . import logs
 from .attributes import namespace
 from .data_commands import DataCommands

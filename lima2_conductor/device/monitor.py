@@ -25,7 +25,7 @@ from ..core.errors import ConductorError
 from ..core.ports import BlockingControl
 from ..core.system import AcquisitionSystem
 from ..core.view import ConductorView
-from ..pushed_values import PushedValues, require_loop_thread
+from ..server.pushed_values import PushedValues, require_loop_thread
 from .settings import SETTINGS
 from .specs import STATE_ATTRS, VIEW_ATTRS
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from ..launcher import CONDUCTOR
+from ..cli.launcher import CONDUCTOR
 from .panel import run_panel
 
 sys.exit(run_panel(sys.argv[1] if len(sys.argv) > 1 else CONDUCTOR))

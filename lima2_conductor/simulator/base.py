@@ -15,8 +15,8 @@ from tango.server import Device, attribute, device_property
 from ..core.errors import ParamError
 from ..core.lima2 import LIMA_ERROR_REASON, DeviceState, lima_error
 from ..core.params import defaults_from_schema, parse_json_object, validate
-from ..pushed_values import PushedValues
-from ..request_thread import RequestThreadHooks
+from ..server.pushed_values import PushedValues
+from ..server.request_thread import RequestThreadHooks
 from .clock import FrameClock
 from .schemas import acq_params_schema
 
@@ -58,7 +58,7 @@ class SimulatorDevice(RequestThreadHooks, Device):
     green_mode = GreenMode.Asyncio
     PUSHED: tuple[str, ...] = ("acq_state",)
     """Attributes pushed with their values (change events); clients read them from the
-    polling buffer (see :mod:`lima2_conductor.pushed_values`)."""
+    polling buffer (see :mod:`lima2_conductor.server.pushed_values`)."""
 
     sensor_width = device_property(dtype=int, default_value=512, doc="Simulated sensor width (pixels)")
     sensor_height = device_property(dtype=int, default_value=512, doc="Simulated sensor height (pixels)")

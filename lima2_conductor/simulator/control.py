@@ -31,7 +31,7 @@ class LimaSimulatorControl(SimulatorDevice):
         """Answered in the request thread from the detector's clock (a C++ device answers
         in microseconds; a hop through this server's event loop would add milliseconds
         that no real system has). No change events: the count changes with every frame,
-        and a push would race with these reads (see :mod:`lima2_conductor.pushed_values`)."""
+        and a push would race with these reads (see :mod:`lima2_conductor.server.pushed_values`)."""
         return self._clock.produced() if self._clock else 0
 
     @attribute(dtype=str, doc="Detector information (JSON)")

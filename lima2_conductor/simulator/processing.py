@@ -18,7 +18,7 @@ from tango.server import Device, attribute, command
 
 from ..core import lima2
 from ..core.lima2 import FRAME_IDX_GETTER
-from ..request_thread import RequestThreadHooks
+from ..server.request_thread import RequestThreadHooks
 from .base import raise_lima
 from .pipeline import FrameNotAvailable, LegacyPipeline
 from .pipelines import ClassPipeline

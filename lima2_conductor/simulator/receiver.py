@@ -16,7 +16,7 @@ from tango.server import attribute, command, device_property
 
 from ..core.lima2 import SOFTWARE_TRIGGER, DeviceState, processing_device_name
 from ..core.params import defaults_from_schema
-from ..pushed_values import require_loop_thread
+from ..server.pushed_values import require_loop_thread
 from . import disk_space
 from .base import SimulatorDevice, knob, raise_lima
 from .clock import FrameClock

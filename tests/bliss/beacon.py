@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lima2_conductor.launcher import Process, free_port, wait_for
+from lima2_conductor.cli.launcher import Process, free_port, wait_for
 
 
 def _package_dir(name: str) -> Path:

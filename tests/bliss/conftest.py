@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from lima2_conductor.launcher import Layout, LocalSystem, running_db
+from lima2_conductor.cli.launcher import Layout, LocalSystem, running_db
 
 try:
     from . import standins

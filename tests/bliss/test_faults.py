@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lima2_conductor.launcher import wait_for
+from lima2_conductor.cli.launcher import wait_for
 
 from .test_scans import check_rois, det  # noqa: F401 - fixture
 

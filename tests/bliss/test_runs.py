@@ -10,7 +10,7 @@ import gevent
 import pytest
 import tango
 
-from lima2_conductor.launcher import wait_for
+from lima2_conductor.cli.launcher import wait_for
 
 from .test_scans import check_rois, det  # noqa: F401 - fixture
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lima2_conductor.launcher import wait_for
+from lima2_conductor.cli.launcher import wait_for
 
 STATS = ("sum", "avg", "std", "min", "max")
 

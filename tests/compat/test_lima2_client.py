@@ -22,7 +22,7 @@ import pytest
 import tango
 import tango.asyncio
 
-from lima2_conductor.launcher import CONTROL, LocalSystem, receiver_name
+from lima2_conductor.cli.launcher import CONTROL, LocalSystem, receiver_name
 from lima2_conductor.simulator.frames import FrameGenerator, stamped_index
 from lima2_conductor.simulator.reduction import Reducer
 from tests.conftest import release_event_subscriptions

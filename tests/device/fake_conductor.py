@@ -13,7 +13,7 @@ from tango.server import command
 from lima2_conductor.core.lima2 import DeviceState
 from lima2_conductor.core.system import AcquisitionSystem
 from lima2_conductor.device.conductor import Lima2Conductor
-from lima2_conductor.request_thread import request_thread_path
+from lima2_conductor.server.request_thread import request_thread_path
 from tests.fakes import FakeSystem
 
 

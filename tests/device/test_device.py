@@ -10,9 +10,9 @@ import pytest
 import tango
 from tango.test_context import DeviceTestContext
 
+from lima2_conductor.cli.launcher import wait_for
 from lima2_conductor.device.settings import SETTINGS
 from lima2_conductor.device.specs import VIEW_ATTRS
-from lima2_conductor.launcher import wait_for
 from tests.device.fake_conductor import FakeBackedConductor
 from tests.device.thread_probe import PATHS, spawned_servers
 

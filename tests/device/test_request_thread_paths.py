@@ -1,6 +1,6 @@
 """Where the standard methods of an asyncio device run on each path, in a real server:
 the request thread where PyTango leaves marked methods alone and the switch is on, the
-event loop otherwise (see :mod:`lima2_conductor.request_thread`)."""
+event loop otherwise (see :mod:`lima2_conductor.server.request_thread`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import tango
 from tango.test_context import DeviceTestContext
 
-from lima2_conductor.request_thread import mark_honoured
+from lima2_conductor.server.request_thread import mark_honoured
 from tests.device.thread_probe import PATHS, ThreadProbe, expected_mark_honoured, spawned_servers
 
 METHODS = ["always_executed_hook", "dev_state", "dev_status", "read_attr_hardware"]

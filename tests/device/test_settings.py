@@ -10,10 +10,10 @@ import pytest
 import tango
 from tango.test_context import DeviceTestContext
 
+from lima2_conductor.cli.launcher import wait_for
 from lima2_conductor.core.lima2 import ACQ_LIMITS, SECONDS_TO_US
 from lima2_conductor.core.params import build_prepare_params, settings_overrides
 from lima2_conductor.device.settings import SETTINGS
-from lima2_conductor.launcher import wait_for
 from lima2_conductor.simulator.schemas import acq_params_schema, proc_params_schema
 from tests.device.fake_conductor import FakeBackedConductor
 

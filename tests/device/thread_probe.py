@@ -2,7 +2,7 @@
 switch for the request-thread path of devices started in a fresh interpreter (tests only).
 
 The switch (``LIMA2_CONDUCTOR_REQUEST_THREAD_HOOKS``) is read when
-:mod:`lima2_conductor.request_thread` is imported, so it applies to a device server started
+:mod:`lima2_conductor.server.request_thread` is imported, so it applies to a device server started
 with the ``spawn`` method (a new interpreter with this process's environment), not to the
 classes already made in this process.
 """
@@ -20,7 +20,7 @@ from typing import Any
 from tango import DevState, GreenMode
 from tango.server import Device, attribute, command
 
-from lima2_conductor.request_thread import SWITCH, in_request_thread, request_thread_path
+from lima2_conductor.server.request_thread import SWITCH, in_request_thread, request_thread_path
 
 PATHS = {"request-thread": "1", "event-loop": "0"}
 """The two paths, by test id, and the switch's value for each."""

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import tango
 
-from lima2_conductor.launcher import CONDUCTOR, LocalSystem, wait_for
+from lima2_conductor.cli.launcher import CONDUCTOR, LocalSystem, wait_for
 
 RUN_COUNTERS = ("nb_frames_acquired", "nb_frames_xferred", "nb_frames_processed")
 DRIVER = Path(__file__).with_name("panel_driver.py")

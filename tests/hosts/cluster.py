@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lima2_conductor.launcher import CONDUCTOR_MODULE, SIMULATOR_MODULE, Layout, Process, wait_for, write_db
+from lima2_conductor.cli.launcher import CONDUCTOR_MODULE, SIMULATOR_MODULE, Layout, Process, wait_for, write_db
 from tests.hosts.netns import DB_PORT, Network, python, wait_ready
 
 DRIVER = str(Path(__file__).with_name("driver.py"))

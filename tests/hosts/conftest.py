@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lima2_conductor.launcher import Layout
+from lima2_conductor.cli.launcher import Layout
 from tests.hosts.cluster import HostSystem
 from tests.hosts.netns import Network, sweep_stale, unavailable
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lima2_conductor.launcher import Process, wait_for
+from lima2_conductor.cli.launcher import Process, wait_for
 
 SUBNET = "198.18.7"
 """The hosts' link: 198.18.7.0/24."""

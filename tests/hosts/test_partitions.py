@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from lima2_conductor.launcher import wait_for
+from lima2_conductor.cli.launcher import wait_for
 from lima2_conductor.simulator.frames import stamped_index
 from tests.hosts.cluster import ClientError, HostSystem
 from tests.hosts.conftest import LAYOUT, HostsFactory

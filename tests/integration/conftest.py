@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import tango
 
-from lima2_conductor.launcher import CONDUCTOR, CONTROL, LocalSystem, receiver_name, wait_for
+from lima2_conductor.cli.launcher import CONDUCTOR, CONTROL, LocalSystem, receiver_name, wait_for
 
 
 @pytest.fixture(scope="module")

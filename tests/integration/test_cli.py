@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 import tango
 
-from lima2_conductor.cli import namespaces, run_acquisition
-from lima2_conductor.launcher import CONDUCTOR, LocalSystem
-from lima2_conductor.progress_display import ProgressDisplay, Snapshot, describe
+from lima2_conductor.cli.acquire import run_acquisition
+from lima2_conductor.cli.launcher import CONDUCTOR, LocalSystem
+from lima2_conductor.cli.progress_display import ProgressDisplay, Snapshot, describe
+from lima2_conductor.cli.shell import namespaces
 from lima2_conductor.simulator.frames import stamped_index
 
 
@@ -218,7 +219,7 @@ def _register(tango_host: str, *args: str) -> subprocess.CompletedProcess[str]:
 def _db(system: LocalSystem) -> tango.Database:
     """The session's database: this process's TANGO_HOST (its port accepts connections a
     little before the database device answers)."""
-    from lima2_conductor.launcher import wait_for
+    from lima2_conductor.cli.launcher import wait_for
 
     assert os.environ["TANGO_HOST"] == system.tango_host
     dbs: list[tango.Database] = []
@@ -227,8 +228,8 @@ def _db(system: LocalSystem) -> tango.Database:
 
 
 def test_register_dry_run_then_idempotent(tango_db: LocalSystem, tmp_path: Path) -> None:
-    from lima2_conductor.launcher import Layout, write_db
-    from lima2_conductor.registration import CONDUCTOR_READ_ONLY_COMMANDS
+    from lima2_conductor.cli.launcher import Layout, write_db
+    from lima2_conductor.cli.registration import CONDUCTOR_READ_ONLY_COMMANDS
 
     layout = Layout(1, "id09")
     yaml_dir = write_db(tmp_path / "yaml", [layout])
@@ -287,8 +288,8 @@ def test_register_only_conductor_keeps_site_commands(tango_db: LocalSystem) -> N
 
 def test_allowed_access_cmd_lists_exactly_the_commands_that_change_nothing() -> None:
     """Every command of the served classes is either listed as a read or known to act."""
+    from lima2_conductor.cli.registration import read_only_commands
     from lima2_conductor.device.conductor import Lima2Conductor
-    from lima2_conductor.registration import read_only_commands
     from lima2_conductor.simulator.processing import DEVICE_CLASSES
 
     acting = {"Prepare", "Start", "Trigger", "Stop", "Close", "Reset"}

@@ -12,7 +12,7 @@ import h5py
 import pytest
 import tango
 
-from lima2_conductor.launcher import CONDUCTOR, LocalSystem, receiver_name, wait_for
+from lima2_conductor.cli.launcher import CONDUCTOR, LocalSystem, receiver_name, wait_for
 from lima2_conductor.simulator.frames import stamped_index
 from tests.conftest import DEFAULT
 from tests.integration.conftest import reason, run_to_end

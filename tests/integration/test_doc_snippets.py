@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 import tango
 
-from lima2_conductor.launcher import free_port, wait_for
+from lima2_conductor.cli.launcher import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.rst", *sorted((ROOT / "docs").glob("*.rst"))]

@@ -12,7 +12,7 @@ import time
 
 import tango
 
-from lima2_conductor.launcher import CONDUCTOR, receiver_name, wait_for
+from lima2_conductor.cli.launcher import CONDUCTOR, receiver_name, wait_for
 
 CLIENT_TIMEOUT_MS = 3000
 """Tango's default client timeout: what Jive, Astor and a script get."""

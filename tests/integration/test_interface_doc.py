@@ -7,9 +7,9 @@ import json
 import pytest
 import tango
 
+from docs.interface_reference import describe, to_rst
+from lima2_conductor.cli.launcher import CONDUCTOR, CONTROL, LocalSystem, receiver_name
 from lima2_conductor.device.conductor import Lima2Conductor
-from lima2_conductor.interface import describe, to_rst
-from lima2_conductor.launcher import CONDUCTOR, CONTROL, LocalSystem, receiver_name
 from lima2_conductor.simulator.control import LimaSimulatorControl
 from lima2_conductor.simulator.receiver import LimaSimulatorReceiver
 

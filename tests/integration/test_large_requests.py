@@ -7,7 +7,7 @@ import time
 import pytest
 import tango
 
-from lima2_conductor.launcher import Layout, LocalSystem
+from lima2_conductor.cli.launcher import Layout, LocalSystem
 from tests.integration.conftest import reason
 
 BIG = "x" * (20 * 1024 * 1024)

@@ -12,7 +12,7 @@ import h5py
 import pytest
 import tango
 
-from lima2_conductor.launcher import CONTROL
+from lima2_conductor.cli.launcher import CONTROL
 from tests.integration.conftest import reason, run_to_end
 
 DETECTOR = "entry_0000/instrument/detector"

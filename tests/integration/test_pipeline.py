@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tango
 
+from lima2_conductor.cli.launcher import Layout, LocalSystem, wait_for
 from lima2_conductor.core.devencoded import decode_frame, decode_rows
 from lima2_conductor.core.reduced_data import STATS_DTYPE
-from lima2_conductor.launcher import Layout, LocalSystem, wait_for
 from lima2_conductor.simulator.frames import FrameGenerator, receiver_of, stamped_index
 from lima2_conductor.simulator.reduction import Reducer
 from tests.conftest import DEFAULT, DYNAMIC, SINGLE, THREE, start

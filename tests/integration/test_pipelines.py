@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tango
 
+from lima2_conductor.cli.launcher import LocalSystem, receiver_name, wait_for
 from lima2_conductor.core import lima2
 from lima2_conductor.core.devencoded import decode_frame, decode_rows, decode_sparse, decode_vector
-from lima2_conductor.launcher import LocalSystem, receiver_name, wait_for
 from tests.conftest import DYNAMIC, start
 from tests.integration.conftest import reason
 

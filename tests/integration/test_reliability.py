@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tango
 
+from lima2_conductor.cli.launcher import CONDUCTOR, CONTROL, LocalSystem, receiver_name, wait_for
 from lima2_conductor.core.devencoded import decode_frame
-from lima2_conductor.launcher import CONDUCTOR, CONTROL, LocalSystem, receiver_name, wait_for
 from lima2_conductor.simulator.frames import stamped_index
 from tests.integration.conftest import reason, run_to_end
 
@@ -307,7 +307,7 @@ def test_a_full_disk_leaves_readable_files_and_servers_that_exit_cleanly(small_d
     """A write that HDF5 itself finds the disk full for leaves objects that crash the
     process when freed: the receivers stop before that write, close their files, and
     their servers still exit normally."""
-    from lima2_conductor.launcher import Layout, running_db
+    from lima2_conductor.cli.launcher import Layout, running_db
 
     layout = Layout(2, "id08", sensor=(256, 256))
     with running_db([layout], tmp_path / "system") as system:
@@ -355,7 +355,7 @@ def test_a_full_disk_leaves_readable_files_and_servers_that_exit_cleanly(small_d
 
 def test_tango_database_down(tmp_path: Path) -> None:
     """A database of its own: stopping it would disturb every other test."""
-    from lima2_conductor.launcher import Layout, running_db
+    from lima2_conductor.cli.launcher import Layout, running_db
 
     layout = Layout(2, "id09", sensor=(64, 64))
     with running_db([layout], tmp_path) as system:

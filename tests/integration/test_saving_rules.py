@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import tango
 
-from lima2_conductor.launcher import CONTROL, wait_for
+from lima2_conductor.cli.launcher import CONTROL, wait_for
 from tests.integration.conftest import reason, run_to_end
 
 
@@ -94,7 +94,7 @@ def test_get_frame_sources_must_be_one_known_source(conductor: tango.DeviceProxy
 def test_tango_database_down_before_any_prepare(tmp_path: Path) -> None:
     """A database of its own: stopping it would disturb every other test. The conductor
     has never prepared: the schemas it reads from the database are not cached yet."""
-    from lima2_conductor.launcher import Layout, running_db
+    from lima2_conductor.cli.launcher import Layout, running_db
 
     layout = Layout(1, "id19", sensor=(64, 64))
     with running_db([layout], tmp_path) as system:

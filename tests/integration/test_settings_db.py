@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import tango
 
-from lima2_conductor.launcher import Layout, LocalSystem, running_db, wait_for
+from lima2_conductor.cli.launcher import Layout, LocalSystem, running_db, wait_for
 
 LAYOUT = Layout(2, "id12", sensor=(64, 64))
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lima2_conductor.launcher import CONDUCTOR, LocalSystem
+from lima2_conductor.cli.launcher import CONDUCTOR, LocalSystem
 
 SCRIPT = """\
 print("NAMES", sorted(k for k in ("conductor", "acquisition", "detector", "pipeline", "run_acquisition") if k in globals()))

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tango
 
+from lima2_conductor.cli.launcher import CONTROL, LocalSystem, receiver_name, wait_for
 from lima2_conductor.core.lima2 import DeviceState
 from lima2_conductor.core.params import defaults_from_schema
-from lima2_conductor.launcher import CONTROL, LocalSystem, receiver_name, wait_for
 from lima2_conductor.simulator.frames import FrameGenerator, stamped_index
 
 

@@ -1,5 +1,5 @@
 """Careless clients: two and four clients issue Prepare/Start/Stop/Reset/Close at random
-(:mod:`lima2_conductor.stress`); a race between them is refused (``OPERATION_NOT_ALLOWED``),
+(:mod:`lima2_conductor.cli.stress`); a race between them is refused (``OPERATION_NOT_ALLOWED``),
 never an ``INTERNAL_ERROR``, no transient run state outlives its deadline, and afterwards
 the conductor and the devices agree and a clean run saves every frame.
 
@@ -19,9 +19,9 @@ import h5py
 import pytest
 import tango
 
-from lima2_conductor.launcher import CONDUCTOR, CONTROL, receiver_name, wait_for
+from lima2_conductor.cli.launcher import CONDUCTOR, CONTROL, receiver_name, wait_for
+from lima2_conductor.cli.stress import device_states, run_clients
 from lima2_conductor.simulator.frames import stamped_index
-from lima2_conductor.stress import device_states, run_clients
 from tests.integration.conftest import run_to_end
 
 SECONDS = float(os.environ.get("LIMA2_STRESS_SECONDS", "15"))

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import tango
 
-from lima2_conductor.launcher import Layout, LocalSystem, wait_for
+from lima2_conductor.cli.launcher import Layout, LocalSystem, wait_for
 from tests.conftest import FOUR, SINGLE, start
 
 

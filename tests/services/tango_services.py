@@ -19,7 +19,7 @@ from typing import Any
 
 import tango
 
-from lima2_conductor.launcher import Layout, LocalSystem, Process, free_port, wait_for
+from lima2_conductor.cli.launcher import Layout, LocalSystem, Process, free_port, wait_for
 
 DEBIAN = {
     "mariadb-install-db": "/usr/bin/mariadb-install-db",

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tango
 
+from lima2_conductor.cli.launcher import CONDUCTOR, Layout, wait_for
 from lima2_conductor.core.devencoded import decode_rows
 from lima2_conductor.core.lima2 import STATS_DTYPE
-from lima2_conductor.launcher import CONDUCTOR, Layout, wait_for
 
 from .tango_services import SKIP, SKIP_REASON, RealTangoSystem
 

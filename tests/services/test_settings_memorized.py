@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import tango
 
-from lima2_conductor.launcher import CONDUCTOR, Layout, wait_for
+from lima2_conductor.cli.launcher import CONDUCTOR, Layout, wait_for
 
 from .tango_services import MISSING, SKIP_REASON, RealTangoSystem
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import tango
 
-from lima2_conductor.launcher import Layout, wait_for, write_db
+from lima2_conductor.cli.launcher import Layout, wait_for, write_db
 
 from .tango_services import HOST, SKIP, SKIP_REASON, RealTangoSystem, kill_pid, spawn, venv_bin
 

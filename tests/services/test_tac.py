@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 import tango
 
-from lima2_conductor.launcher import CONDUCTOR, Layout, wait_for
-from lima2_conductor.registration import CONDUCTOR_READ_ONLY_COMMANDS
+from lima2_conductor.cli.launcher import CONDUCTOR, Layout, wait_for
+from lima2_conductor.cli.registration import CONDUCTOR_READ_ONLY_COMMANDS
 
 from .tango_services import SKIP, SKIP_REASON, RealTangoSystem, spawn
 

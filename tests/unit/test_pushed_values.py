@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lima2_conductor.pushed_values import PushedValues, WrongThread, require_loop_thread
+from lima2_conductor.server.pushed_values import PushedValues, WrongThread, require_loop_thread
 
 
 class FakeDevice:

@@ -1,5 +1,5 @@
 """Which path the standard methods take on this PyTango (see
-:mod:`lima2_conductor.request_thread`): left unwrapped in the request thread where PyTango
+:mod:`lima2_conductor.server.request_thread`): left unwrapped in the request thread where PyTango
 honours its private mark and the switch is on, handed to PyTango as coroutine functions
 (run in the event loop) otherwise. ``tests/device`` runs the devices on both paths."""
 
@@ -11,9 +11,9 @@ import pytest
 import tango
 from tango.server import Device
 
-from lima2_conductor import request_thread
 from lima2_conductor.device.conductor import Lima2Conductor
-from lima2_conductor.request_thread import (
+from lima2_conductor.server import request_thread
+from lima2_conductor.server.request_thread import (
     SWITCH,
     RequestThreadHooks,
     in_request_thread,

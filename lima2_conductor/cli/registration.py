@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from .core import lima2
+from ..core import lima2
 
 CONDUCTOR_CLASS = "Lima2Conductor"
 CONDUCTOR_SERVER = "Lima2Conductor"

@@ -44,7 +44,7 @@ def run_acquisition(
     (``KeyboardInterrupt``), which stops it. Otherwise the run is stopped and
     ``TimeoutError`` raised after ``timeout`` s (default: three times the nominal
     duration plus 30 s). ``progress``: ``True`` shows it on stdout (a bar on a terminal,
-    plain lines otherwise), or a :class:`~lima2_conductor.progress_display.ProgressDisplay`. Returns a summary dict
+    plain lines otherwise), or a :class:`~lima2_conductor.cli.progress_display.ProgressDisplay`. Returns a summary dict
     (``interrupted`` is true when Ctrl+C stopped the run).
     """
     display = progress if isinstance(progress, ProgressDisplay) else (ProgressDisplay() if progress else None)

@@ -34,8 +34,8 @@ def namespaces(conductor: Any) -> dict[str, Any]:
       ``reduced_data(name, channel, from_frame, max_rows)`` (a structured array),
       ``master_files()``.
     """
-    from .core.devencoded import decode_frame, decode_rows
-    from .core.reduced_data import STATS_DTYPE
+    from ..core.devencoded import decode_frame, decode_rows
+    from ..core.reduced_data import STATS_DTYPE
 
     def prepare(params: dict[str, Any] | None = None) -> str:
         return str(conductor.Prepare(json.dumps(params or {})))
@@ -79,7 +79,7 @@ def user_namespace(device: str) -> dict[str, Any]:
     conductor = tango.DeviceProxy(device)
 
     def run(nb_frames: int, expo_time: float, **kwargs: Any) -> dict[str, Any]:
-        """Prepare, start and wait for one acquisition (see :func:`lima2_conductor.acquire.run_acquisition`)."""
+        """Prepare, start and wait for one acquisition (see :func:`lima2_conductor.cli.acquire.run_acquisition`)."""
         return run_acquisition(conductor, nb_frames, expo_time, **kwargs)
 
     return {"conductor": conductor, "tango": tango, "run_acquisition": run, **namespaces(conductor)}
@@ -161,7 +161,7 @@ def start(device: str, argv: list[str] | None = None) -> None:
 
     namespace = user_namespace(device)
     config = Config()
-    config.InteractiveShellApp.extensions = ["lima2_conductor.shell"]
+    config.InteractiveShellApp.extensions = ["lima2_conductor.cli.shell"]
     config.TerminalIPythonApp.display_banner = True
     config.TerminalInteractiveShell.banner2 = (
         f"Lima2 conductor {device}: `conductor`, `acquisition`, `detector`, `pipeline`, "

@@ -148,7 +148,7 @@ def run_clients(
 
 def device_states(names: list[str]) -> dict[str, str]:
     """The Lima2 devices' own ``acq_state``, by name (as the conductor's ``device_states``)."""
-    from .core.lima2 import DeviceState
+    from ..core.lima2 import DeviceState
 
     return {name: DeviceState(int(tango.DeviceProxy(name).acq_state)).name for name in names}
 

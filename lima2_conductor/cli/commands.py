@@ -129,7 +129,7 @@ def gui(args: argparse.Namespace) -> int:
     """The Taurus panel of a conductor (needs the ``gui`` extra)."""
     _use_tango_host(args)
     try:
-        from .gui.panel import run_panel
+        from ..gui.panel import run_panel
     except ImportError as exc:
         print(f"The GUI needs the gui extra ({exc}): pip install 'lima2-tango-conductor[gui]'", file=sys.stderr)
         return 2
@@ -284,7 +284,3 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
