@@ -273,6 +273,11 @@ class ConductorClient:
         self.proxy.set_timeout_millis(timeout_ms)
         self.watcher = RunWatcher(self.proxy)
         self.pending_prepare: Any = None
+        self.complete_params: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        """Adds what the controller sends with every Prepare (detector settings, master
+        file metadata) to a scan's params."""
+        self.last_params: dict[str, Any] = {}
+        """The params of the last Prepare, as sent."""
 
     # -- reads -------------------------------------------------------------------
     def read(self, name: str) -> Any:
@@ -335,6 +340,9 @@ class ConductorClient:
         """Prepare (after ``make_ready``); one Reset and retry if the system refuses. The
         new run, with nothing of the previous ones."""
         self.make_ready()
+        if self.complete_params is not None:
+            params = self.complete_params(params)
+        self.last_params = params
         text = json.dumps(params)
         try:
             uuid = self._prepare(text)

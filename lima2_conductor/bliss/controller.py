@@ -21,7 +21,9 @@ from bliss.controllers.lima.roi import ArcRoi, Roi
 from ..core.lima2 import DEFAULT_PIXEL_TYPE
 from .client import ConductorClient
 from .counters import DetectorController, FrameCounter, RoiProfilesController, RoiStatsController
+from .detector import DetectorMixin
 from .params import parse_json
+from .roi_editor import EditRoisMixin
 from .settings import AcquisitionSettings, RoiList, RoiProfileList, SavingSettings
 
 CACHE_S = 5.0
@@ -37,10 +39,11 @@ STATIC_ATTRS = (
 )
 
 
-class Processing:
+class Processing(EditRoisMixin):
     """``det.processing``: the Legacy pipeline of the next scans."""
 
     def __init__(self, det: Lima2) -> None:
+        self._det = det  # edit_rois()
         key = f"lima2_conductor:{det.name}"
         self.saving = SavingSettings(f"{key}:saving")
         self.roi_stats = RoiList(f"{key}:roi_stats", det._rois_changed, det.frame_size)
@@ -63,7 +66,7 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-class Lima2(CounterContainer):
+class Lima2(DetectorMixin, CounterContainer):
     """A distributed Lima2 detector, driven through its Tango conductor."""
 
     def __init__(self, config: Any) -> None:
@@ -84,6 +87,7 @@ class Lima2(CounterContainer):
         self._roi_profiles_cc = RoiProfilesController("roi_profiles", self._detector_cc)
         self._frame = FrameCounter("frame", self._detector_cc)
         self._processing = Processing(self)
+        self._init_detector()
         global_map.register(self, parents_list=["lima2", "controllers", "counters"], tag=self._name)
 
     @property
@@ -217,6 +221,8 @@ class Lima2(CounterContainer):
             "",
             "Acquisition (det.acquisition):",
             _indent(self.acquisition.__info__()),
+            "",
+            self.detector_info_text(),
             "",
             "Processing (det.processing):",
             _indent(self._processing.__info__()),
