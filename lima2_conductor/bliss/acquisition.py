@@ -21,7 +21,7 @@ from bliss.scanning.chain import AcquisitionMaster, AcquisitionSlave
 from ..core.lima2 import INTERNAL_TRIGGER, SOFTWARE_TRIGGER, master_file_name
 from .channel import ConductorImageChannel
 from .client import GONE, AcquisitionFailed, ConductorClient, Run, devfailed_text
-from .params import FINISHED, ProfileRoi, control_params, processing_params
+from .params import FINISHED, control_params
 
 logger = logging.getLogger(__name__)
 ENDED = ("DONE", "STOPPED", "FAULT", GONE)
@@ -97,11 +97,16 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
     def add_counter(self, counter: Any) -> None:
         if counter in self._counters:
             return
-        self.channels.append(ConductorImageChannel(f"{self.name}:{counter.name}", self.client.proxy, counter.name))
+        self.channels.append(
+            ConductorImageChannel(
+                f"{self.name}:{counter.name}", self.client.proxy, counter.source, getattr(counter, "vector", False)
+            )
+        )
         self._counters[counter].append(self.channels[-1])
 
     def set_device_saving(self, directory: str | None, prefix: str | None, force_no_saving: bool = False) -> None:
-        """Called by the scan writer: save frames where and as the scan says, or not at all."""
+        """Called by the scan writer: save frames where and as the scan says, or not at all
+        (each source's files are named with the scan's prefix plus the source's name)."""
         settings = self.det.processing.saving
         if force_no_saving or not directory or not self.channels or not settings.enabled:
             self._saving = {"enabled": False}
@@ -110,18 +115,32 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         self._saving = {
             "enabled": True,
             "base_path": directory,
-            "filename_prefix": f"{prefix}{self.channels[0].short_name}",
-            "nb_frames_per_file": settings.nb_frames_per_file,
-            "file_exists_policy": settings.file_exists_policy,
+            "filename_prefix": prefix or "",
             "nx_detector_name": self.name,
         }
 
-    def _point_saving(self, point: int) -> dict[str, Any]:
-        """The saving params of ``point``'s run: one run per point saves each under the
-        scan's prefix plus the point number (no run writes over another's files)."""
-        if not self._saving["enabled"] or not self.per_point:
-            return dict(self._saving)
-        return {**self._saving, "filename_prefix": f"{self._saving['filename_prefix']}_{point:04d}"}
+    @property
+    def sources(self) -> list[str]:
+        """The frame sources whose counters are in the scan (Bliss saves only those)."""
+        return [counter.name for counter in self._counters]
+
+    @property
+    def main_source(self) -> str:
+        """The source whose master file the scan's metadata names: ``frame`` if in the scan."""
+        sources = self.sources
+        return "frame" if "frame" in sources or not sources else sources[0]
+
+    def _point_saving(self, point: int, source: str = "") -> dict[str, Any]:
+        """The saving params of ``source`` (default the main one) in ``point``'s run; one
+        run per point saves each under the scan's prefix plus the point number (no run
+        writes over another's files)."""
+        source = source or self.main_source
+        if not self._saving["enabled"] or source not in self.sources:
+            return {"enabled": False}
+        prefix = f"{self._saving['filename_prefix']}{source}"
+        if self.per_point:
+            prefix = f"{prefix}_{point:04d}"
+        return {**self._saving, "filename_prefix": prefix}
 
     def _point_master_files(self, dataset: str) -> list[tuple[str, str]]:
         """Master file of every point of a one-run-per-point scan (empty if not saved or
@@ -134,17 +153,12 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
     # -- chain hooks ----------------------------------------------------------------------
     def _params(self) -> dict[str, Any]:
         p = self.acq_params
-        profiles = [
-            ProfileRoi(r.name, r.x, r.y, r.width, r.height, r.mode) for r in self.det.processing.roi_profiles.rois
-        ]
-        from .params import roi_from_dict
-
-        stats = [roi_from_dict({**r.to_dict(), "name": r.name}) for r in self.det.stats_rois()]
+        point = max(0, self._point)
         return {
             "control": control_params(
                 p["nb_frames"], p["expo_time"], p["latency_time"], p["trigger_mode"], p.get("nb_frames_per_trigger", 1)
             ),
-            "processing": processing_params(stats, profiles, self._point_saving(max(0, self._point))),  # type: ignore[arg-type]
+            "processing": self.det.processing.params(lambda source: self._point_saving(point, source)),
         }
 
     def prepare(self) -> None:
@@ -167,8 +181,9 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         self._prepared = True
         values = self.client.read_many(["master_files", "frame_channels"])
         masters = _json(values["master_files"])
-        self.master_file = tuple(masters["frame"]) if "frame" in masters else None  # type: ignore[assignment]
-        frame_info = _json(values["frame_channels"]).get("frame", {})
+        main = self.main_source
+        self.master_file = tuple(masters[main]) if main in masters else None  # type: ignore[assignment]
+        frames = _json(values["frame_channels"])
         runs = None
         if self.per_point:
             if self._point <= 0 and self.master_file:
@@ -180,8 +195,13 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
                     self.master_files = []
             runs = {"frames_per_run": self.npoints, "master_files": [list(m) for m in self.master_files] or None}
         for channel in self.channels:
-            master = self.master_file if channel.source == "frame" else None
-            channel.configure(self.uuid, frame_info, master, runs, keep_count=self.per_point and self._point > 0)
+            name = channel.short_name
+            # a sparse source's master file holds no frames dataset: read through GetFrame
+            master = tuple(masters[name]) if name in masters and channel.source == name else None
+            channel_runs = runs if name == main or runs is None else {**runs, "master_files": None}
+            channel.configure(
+                self.uuid, frames.get(name, {}), master, channel_runs, keep_count=self.per_point and self._point > 0
+            )
         self.client.watcher.subscribe()
         self.run.refresh()
         self.det.last_run = {"uuid": self.uuid, "frames": self.run_frames, "trigger_mode": self.trigger_mode}
@@ -388,15 +408,14 @@ class ReducedDataAcquisitionSlave(AcquisitionSlave):
         master = self.parent
         client: ConductorClient = master.client
         run: Run = master.run
-        source = self.device.source
-        by_roi: dict[int, list[tuple[str, Any]]] = {}
+        device = self.device
+        by_channel: dict[int, list[tuple[str, Any]]] = {}
+        lengths: dict[int, int] = {}
         for counter, channels in self._counters.items():
-            index = self.device.channel_of[counter.roi.name]
-            by_roi.setdefault(index, []).extend((counter.stat, ch) for ch in channels)
-        lengths = {index: 1 for index in sorted(by_roi)}
-        for counter in self._counters:
-            if source == "roi_profile":
-                lengths[self.device.channel_of[counter.roi.name]] = int(counter.shape[0])
+            index = device.channel_index(counter)
+            by_channel.setdefault(index, []).extend((counter.field, ch) for ch in channels)
+            lengths[index] = int(counter.row_length)
+        lengths = {index: lengths[index] for index in sorted(lengths)}
         total = master.run_frames
         if not lengths:
             return
@@ -413,7 +432,7 @@ class ReducedDataAcquisitionSlave(AcquisitionSlave):
             if self._stop_requested:
                 return
             ended = str(run.values.get("run_state")) in ENDED
-            n = self._emit(client, source, lengths, by_roi, self._cursor) if lengths else 0
+            n = self._emit(client, lengths, by_channel, self._cursor)
             self._cursor += n
             if ended and n == 0:
                 return
@@ -421,25 +440,25 @@ class ReducedDataAcquisitionSlave(AcquisitionSlave):
     def _emit(
         self,
         client: ConductorClient,
-        source: str,
         lengths: dict[int, int],
-        by_roi: dict[int, list[Any]],
+        by_channel: dict[int, list[Any]],
         cursor: int,
     ) -> int:
-        """Fetch and emit the rows of frames ``cursor``... (the same frames for every ROI);
-        the number of frames emitted."""
+        """Fetch and emit the rows of frames ``cursor``... (the same frames for every
+        channel); the number of frames emitted."""
+        source, dtype = self.device.source, self.device.row_dtype
         order = list(lengths)
-        blocks = {order[0]: client.reduced_rows(source, order[0], cursor, 0)}
+        blocks = {order[0]: client.reduced_rows(source, order[0], cursor, 0, dtype)}
         n = len(blocks[order[0]]) // lengths[order[0]]
         if n == 0:
             return 0
         for index in order[1:]:
-            blocks[index] = client.reduced_rows(source, index, cursor, n)
+            blocks[index] = client.reduced_rows(source, index, cursor, n, dtype)
             n = min(n, len(blocks[index]) // lengths[index])
         for index in order:
             rows = blocks[index][: n * lengths[index]]
             if source == "roi_profile":
                 rows = rows.reshape(n, lengths[index])
-            for stat, channel in by_roi[index]:
-                channel.emit(rows[stat])
+            for field, channel in by_channel[index]:
+                channel.emit(rows[field])
         return n

@@ -1,4 +1,5 @@
-"""The scan's image channel: publishes how many frames the run has made available."""
+"""The scan's image channels: each publishes how many frames of its source the run has
+made available (images, or FAI's radial curves: one vector per frame)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ def tango_url(proxy: tango.DeviceProxy) -> str:
 
 
 class ConductorImageChannel(BaseAcquisitionChannel):
-    def __init__(self, name: str, proxy: tango.DeviceProxy, source: str) -> None:
+    def __init__(self, name: str, proxy: tango.DeviceProxy, source: str, vector: bool = False) -> None:
         super().__init__(name)
         self.source = source
+        self.vector = vector
         self._url = tango_url(proxy)
         self._uuid = ""
         self._shape: tuple[int, ...] = (0, 0)
@@ -51,7 +53,10 @@ class ConductorImageChannel(BaseAcquisitionChannel):
             self._runs = runs
             self._last = -1
         shape = [int(v) for v in frame_info.get("shape", [1, 0, 0])]
-        self._shape = tuple(shape[1:]) if shape and shape[0] == 1 else tuple(shape)
+        if self.vector:
+            self._shape = (shape[-1],)
+        else:
+            self._shape = tuple(shape[1:]) if shape and shape[0] == 1 else tuple(shape)
         self._dtype = frame_dtype(str(frame_info.get("pixel_type", DEFAULT_PIXEL_TYPE)))
 
     @property

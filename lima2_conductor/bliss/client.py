@@ -392,9 +392,13 @@ class ConductorClient:
         self.proxy.Close()
 
     # -- data --------------------------------------------------------------------------
-    def reduced_rows(self, source: str, channel: int, from_frame: int, max_rows: int = 0) -> np.ndarray:
+    def reduced_rows(
+        self, source: str, channel: int, from_frame: int, max_rows: int = 0, dtype: np.dtype = STATS_DTYPE
+    ) -> np.ndarray:
+        """Rows of ``dtype`` (ROI statistics' by default; ``nb_peaks``, ``fill_factor``
+        have their own)."""
         raw = self.proxy.GetReducedData([[channel, from_frame, max_rows], [source]])
-        return decode_rows((raw[0], bytes(raw[1])), STATS_DTYPE)
+        return decode_rows((raw[0], bytes(raw[1])), dtype)
 
     def frame(self, frame_idx: int, source: str = "frame") -> tuple[np.ndarray, int]:
         raw = self.proxy.GetFrame([[frame_idx], [source]])

@@ -15,16 +15,16 @@ import tango
 from bliss import global_map
 from bliss.common.protocols import CounterContainer
 from bliss.common.utils import autocomplete_property
+from bliss.config.settings import HashObjSetting
 from bliss.controllers.counter import counter_namespace
-from bliss.controllers.lima.roi import ArcRoi, Roi
 
 from ..core.lima2 import DEFAULT_PIXEL_TYPE
 from .client import ConductorClient
-from .counters import DetectorController, FrameCounter, RoiProfilesController, RoiStatsController
+from .counters import DetectorController
 from .detector import DetectorMixin
-from .params import parse_json
-from .roi_editor import EditRoisMixin
-from .settings import AcquisitionSettings, RoiList, RoiProfileList, SavingSettings
+from .params import PLUGIN_CLASSES, parse_json, plugin_name
+from .processing import ProcessingPlugin, make_plugin, refusal
+from .settings import AcquisitionSettings
 
 CACHE_S = 5.0
 STATIC_ATTRS = (
@@ -37,29 +37,6 @@ STATIC_ATTRS = (
     "receivers",
     "topology_name",
 )
-
-
-class Processing(EditRoisMixin):
-    """``det.processing``: the Legacy pipeline of the next scans."""
-
-    def __init__(self, det: Lima2) -> None:
-        self._det = det  # edit_rois()
-        key = f"lima2_conductor:{det.name}"
-        self.saving = SavingSettings(f"{key}:saving")
-        self.roi_stats = RoiList(f"{key}:roi_stats", det._rois_changed, det.frame_size)
-        self.roi_profiles = RoiProfileList(f"{key}:roi_profiles", det._rois_changed, det.frame_size)
-
-    def __info__(self) -> str:
-        return "\n".join(
-            [
-                "Saving (when the scan saves):",
-                _indent(self.saving.__info__()),
-                "ROI statistics:",
-                _indent(self.roi_stats.__info__()),
-                "ROI profiles:",
-                _indent(self.roi_profiles.__info__()),
-            ]
-        )
 
 
 def _indent(text: str) -> str:
@@ -80,13 +57,10 @@ class Lima2(DetectorMixin, CounterContainer):
         self.last_run: dict[str, Any] = {}
         self.acquisition = AcquisitionSettings(f"lima2_conductor:{self._name}:acquisition")
         self._detector_cc = DetectorController(self)
-        # Bliss's Lima2 counter paths (det:roi_statistics:r1_sum); the earlier ones
-        # (det:roi_stats:r1_sum) only in det.counter_groups.roi_stats, for scripts using them
-        self._roi_stats_cc = RoiStatsController("roi_statistics", self._detector_cc)
-        self._old_roi_stats_cc = RoiStatsController("roi_stats", self._detector_cc)
-        self._roi_profiles_cc = RoiProfilesController("roi_profiles", self._detector_cc)
-        self._frame = FrameCounter("frame", self._detector_cc)
-        self._processing = Processing(self)
+        # the processing plugin of the next scans (det.proc_plugin), kept in Beacon
+        self._plugins: dict[str, ProcessingPlugin] = {}
+        self._plugin_store = HashObjSetting(f"lima2_conductor:{self._name}:proc_plugin")
+        self._processing = self._plugin(str(self._plugin_store.get("name", "legacy")))
         self._init_detector()
         global_map.register(self, parents_list=["lima2", "controllers", "counters"], tag=self._name)
 
@@ -99,8 +73,37 @@ class Lima2(DetectorMixin, CounterContainer):
         return self._name
 
     @autocomplete_property
-    def processing(self) -> Processing:
+    def processing(self) -> ProcessingPlugin:
+        """The settings of the current processing plugin (``det.proc_plugin``)."""
         return self._processing
+
+    @property
+    def proc_plugin(self) -> str:
+        """The processing of the next scans: legacy, smx, xpcs, fai or failing (as Bliss's
+        ``ProcPlugin``; its names and the class names are accepted too). A plugin whose
+        class the Lima2 servers do not offer, or offer in another version, is refused."""
+        return self._processing.name
+
+    @proc_plugin.setter
+    def proc_plugin(self, value: Any) -> None:
+        name = plugin_name(value)
+        why = refusal(self.client.proxy, PLUGIN_CLASSES[name])
+        if why:
+            raise ValueError(f"{self._name}: processing plugin {name!r} refused: {why}")
+        self._processing = self._plugin(name)
+        self._plugin_store["name"] = name
+
+    def _plugin(self, name: str) -> ProcessingPlugin:
+        if name not in PLUGIN_CLASSES:
+            name = "legacy"
+        if name not in self._plugins:
+            self._plugins[name] = make_plugin(name, self)
+        return self._plugins[name]
+
+    @property
+    def detector_controller(self) -> DetectorController:
+        """The counter controller of the image counters, master of the others."""
+        return self._detector_cc
 
     # -- conductor values --------------------------------------------------------------
     def cached_value(self, name: str, default: Any = None) -> Any:
@@ -121,6 +124,10 @@ class Lima2(DetectorMixin, CounterContainer):
         if len(shape) == 3 and int(shape[1]) > 0:
             return int(shape[2]), int(shape[1])
         return int(self.cached_value("det_width", 0) or 0), int(self.cached_value("det_height", 0) or 0)
+
+    def frame_info(self, source: str) -> dict[str, Any]:
+        """Shape and pixel type of ``source`` in the conductor's current pipeline ({} if none)."""
+        return dict(parse_json(self.cached_value("frame_channels", "")).get(source) or {})
 
     def frame_pixel_type(self) -> str:
         """The pixel type of the frames: the current pipeline's (``frame_channels``), else
@@ -150,40 +157,18 @@ class Lima2(DetectorMixin, CounterContainer):
         self.client.make_ready()
 
     # -- counters --------------------------------------------------------------------
-    def _rois_changed(self) -> None:
-        self._refresh_counters()
-
-    def _refresh_counters(self) -> None:
-        stats = self._processing.roi_stats.rois
-        rects = [r for r in stats if type(r) is Roi]
-        arcs = [r for r in stats if type(r) is ArcRoi]
-        self._roi_stats_cc.rebuild(rects + arcs)
-        self._old_roi_stats_cc.rebuild(rects + arcs)
-        self._roi_profiles_cc.rebuild(self._processing.roi_profiles.rois)
-
     @autocomplete_property
     def counters(self) -> Any:
-        self._refresh_counters()
-        return counter_namespace([self._frame, *self._roi_stats_cc.counters, *self._roi_profiles_cc.counters])
+        return counter_namespace(self._processing.counters())
 
     @autocomplete_property
     def counter_groups(self) -> Any:
-        self._refresh_counters()
-        rois = [*self._roi_stats_cc.counters, *self._roi_profiles_cc.counters]
-        return counter_namespace(
-            {
-                "images": counter_namespace([self._frame]),
-                "rois": counter_namespace(rois),
-                "default": counter_namespace([self._frame, *rois]),
-                "roi_stats": counter_namespace(self._old_roi_stats_cc.counters),
-            }
-        )
+        groups = self._processing.counter_groups()
+        return counter_namespace({name: counter_namespace(counters) for name, counters in groups.items()})
 
-    # -- params of a scan ------------------------------------------------------------------
     def stats_rois(self) -> list[Any]:
         """ROI objects in the conductor's channel order (rectangles, then arcs)."""
-        stats = self._processing.roi_stats.rois
-        return [r for r in stats if type(r) is Roi] + [r for r in stats if type(r) is ArcRoi]
+        return self._processing.stats_rois()
 
     # -- shell -------------------------------------------------------------------------------
     def __info__(self) -> str:

@@ -1,8 +1,9 @@
 """Counters and counter controllers of the detector object.
 
-``DetectorController`` (named after the detector) owns the ``frame`` image counter and
-builds the acquisition master; ``RoiStatsController`` and ``RoiProfilesController`` are
-its sub-controllers, one counter per ROI and statistic, read from ``GetReducedData``.
+``DetectorController`` (named after the detector) owns the image counters (one per frame
+source of the processing plugin) and builds the acquisition master; the reduced-data
+controllers are its sub-controllers (``roi_statistics``, ``roi_profiles``, ``others``),
+their counters read from ``GetReducedData``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..core.lima2 import (
     GATE_TRIGGER,
     INTERNAL_TRIGGER,
     SOFTWARE_TRIGGER,
+    STATS_DTYPE,
 )
 from .params import STATS, default_trigger_mode, frame_dtype, min_latency
 
@@ -37,37 +39,65 @@ class Detector(Protocol):
 
     def frame_pixel_type(self) -> str: ...
 
+    def frame_info(self, source: str) -> dict[str, Any]: ...
+
     def capabilities(self) -> dict[str, Any]: ...
 
     def detector_description(self) -> str: ...
 
 
 class FrameCounter(Counter):
-    """The detector's processed frames (an image channel; data through blissdata)."""
+    """Frames of one of the pipeline's frame sources (an image channel; data through
+    blissdata). ``source`` is what ``GetFrame`` is asked (``sparse_frame:dense`` for a
+    sparse source); a ``vector`` counter (FAI's radial curves) gives one curve per frame."""
 
-    def __init__(self, name: str, controller: DetectorController) -> None:
+    def __init__(self, name: str, controller: DetectorController, source: str = "", vector: bool = False) -> None:
         super().__init__(name, controller)
         self._det = controller.det
+        self.source = source or name
+        self.vector = vector
 
     @property
     def dtype(self) -> Any:
-        return frame_dtype(self._det.frame_pixel_type())
+        info = self._det.frame_info(self.name)
+        return frame_dtype(str(info.get("pixel_type") or self._det.frame_pixel_type()))
 
     @property
     def shape(self) -> tuple[int, ...]:
+        shape = [int(v) for v in self._det.frame_info(self.name).get("shape") or []]
+        if self.vector:
+            return (shape[-1],) if shape else (0,)
+        if len(shape) == 3:
+            return tuple(shape[1:]) if shape[0] == 1 else tuple(shape)
         return (int(self._det.cached_value("det_height", 0)), int(self._det.cached_value("det_width", 0)))
 
     def __info__(self) -> str:
-        return f"{self.fullname}: image {self.shape[1]} x {self.shape[0]} {self.dtype}"
+        if self.vector:
+            return f"{self.fullname}: curve of {self.shape[0]} points {self.dtype}"
+        return f"{self.fullname}: image {self.shape[-1]} x {self.shape[-2]} {self.dtype}"
 
 
-class RoiStatCounter(Counter):
+class ReducedCounter(Counter):
+    """One field of a reduced-data channel, one value per frame (SMX ``nb_peaks``, XPCS
+    ``fill_factor``: channel 0, the field of the counter's name)."""
+
+    channel_key: str | None = None
+    row_length = 1
+
+    def __init__(self, name: str, controller: CounterController, dtype: Any = np.int32) -> None:
+        self.field = name
+        super().__init__(name, controller, dtype=dtype)
+
+
+class RoiStatCounter(ReducedCounter):
     """One statistic (sum, avg, std, min, max) of one ROI, per frame."""
 
     def __init__(self, roi: Any, stat: str, controller: CounterController) -> None:
         self.roi = roi
         self.stat = stat
         super().__init__(f"{roi.name}_{stat}", controller, dtype=np.float64 if stat == "sum" else np.float32)
+        self.field = stat
+        self.channel_key = roi.name
 
     def scan_metadata(self) -> dict[str, Any]:
         return {self.roi.name: self.roi.to_dict()}
@@ -79,6 +109,10 @@ class RoiProfileCounter(RoiStatCounter):
     @property
     def shape(self) -> tuple[int, ...]:
         return (self.roi.width if self.roi.mode == "horizontal" else self.roi.height,)
+
+    @property
+    def row_length(self) -> int:  # type: ignore[override]
+        return int(self.shape[0])
 
 
 class DetectorController(CounterController, HasMetadataForScanExclusive, HasMetadataForDataset):
@@ -146,33 +180,20 @@ class DetectorController(CounterController, HasMetadataForScanExclusive, HasMeta
 
 
 class ReducedDataController(CounterController):
-    """Counters of one reduced-data source of the conductor (``roi_stats`` or ``roi_profile``)."""
+    """Counters of one reduced-data source of the conductor (``roi_stats``,
+    ``roi_profile``, ``nb_peaks``, ``fill_factor``), read with ``GetReducedData``."""
 
     source = "roi_stats"
-    counter_class: type[RoiStatCounter] = RoiStatCounter
+    row_dtype: Any = STATS_DTYPE
 
     def __init__(self, name: str, master: DetectorController) -> None:
         super().__init__(name, master_controller=master, register_counters=False)
         self.master = master
-        self._built: list[dict[str, Any]] | None = None
         self.channel_of: dict[str, int] = {}
 
-    def rois(self) -> list[Any]:
-        raise NotImplementedError
-
-    def rebuild(self, rois: list[Any]) -> None:
-        """One counter per ROI and statistic; ``channel_of`` maps a ROI name to the
-        conductor's channel index."""
-        key = [{**r.to_dict(), "name": r.name} for r in rois]
-        if key == self._built:
-            return
-        self._counters.clear()
-        self.channel_of = {}
-        for index, roi in enumerate(rois):
-            self.channel_of[roi.name] = index
-            for stat in STATS:
-                self.counter_class(roi, stat, self)
-        self._built = key
+    def channel_index(self, counter: ReducedCounter) -> int:
+        """The conductor's channel of ``counter`` (one per ROI; 0 for a scalar source)."""
+        return self.channel_of.get(counter.channel_key, 0) if counter.channel_key else 0
 
     def get_default_chain_parameters(self, scan_params: dict[str, Any], acq_params: dict[str, Any]) -> dict[str, Any]:
         return {"npoints": acq_params.get("npoints", scan_params.get("npoints", 1))}
@@ -196,11 +217,40 @@ class ReducedDataController(CounterController):
         pass
 
 
+class ScalarController(ReducedDataController):
+    """One scalar per frame from a reduced-data source named as its field (``nb_peaks``,
+    ``fill_factor``); under Bliss's Lima2 sub-controller name ``others``."""
+
+    def __init__(self, name: str, master: DetectorController, source: str, row_dtype: Any) -> None:
+        super().__init__(name, master)
+        self.source = source
+        self.row_dtype = row_dtype
+        self.counter = ReducedCounter(source, self, dtype=row_dtype[source])
+
+
 class RoiStatsController(ReducedDataController):
     source = "roi_stats"
-    counter_class = RoiStatCounter
+    counter_class: type[RoiStatCounter] = RoiStatCounter
+
+    def __init__(self, name: str, master: DetectorController) -> None:
+        super().__init__(name, master)
+        self._built: list[dict[str, Any]] | None = None
+
+    def rebuild(self, rois: list[Any]) -> None:
+        """One counter per ROI and statistic; ``channel_of`` maps a ROI name to the
+        conductor's channel index."""
+        key = [{**r.to_dict(), "name": r.name} for r in rois]
+        if key == self._built:
+            return
+        self._counters.clear()
+        self.channel_of = {}
+        for index, roi in enumerate(rois):
+            self.channel_of[roi.name] = index
+            for stat in STATS:
+                self.counter_class(roi, stat, self)
+        self._built = key
 
 
-class RoiProfilesController(ReducedDataController):
+class RoiProfilesController(RoiStatsController):
     source = "roi_profile"
     counter_class = RoiProfileCounter

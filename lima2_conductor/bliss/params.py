@@ -165,3 +165,42 @@ def parse_json(text: str) -> Any:
         return json.loads(text) if text else {}
     except ValueError:
         return {}
+
+
+# -- processing plugins --------------------------------------------------------------------
+PLUGIN_CLASSES = {
+    "legacy": "LimaProcessingLegacy",
+    "smx": "LimaProcessingSmx",
+    "xpcs": "LimaProcessingXpcs",
+    "failing": "LimaProcessingFailing",
+    "fai": "LimaProcessingFai",
+}
+"""Bliss's ``ProcPlugin`` names (lower case) and the processing class of each."""
+ALLOWED_VERSIONS = ("core-1.2", "dectris-1.2", "smartpix-1.2")
+"""Processing versions a plugin runs with (Bliss's Lima2 plugins allow the same)."""
+
+
+def plugin_name(value: Any) -> str:
+    """The plugin named by ``value``: ``"smx"``, ``"SMX"``, Bliss's ``ProcPlugin.SMX`` (by
+    its name) or the class name ``"LimaProcessingSmx"``; ``ValueError`` listing them."""
+    text = str(getattr(value, "name", value)).strip()
+    for name, class_name in PLUGIN_CLASSES.items():
+        if text.lower() in (name, class_name.lower()):
+            return name
+    raise ValueError(f"no processing plugin {text!r}: choose one of {', '.join(PLUGIN_CLASSES)}")
+
+
+def version_allowed(version: str, allowed: tuple[str, ...] = ALLOWED_VERSIONS) -> bool:
+    """``<prefix>-<major>.<minor>.<patch>...`` whose ``<prefix>-<major>.<minor>`` is allowed
+    (Bliss's Lima2 rule: ``core-1.2.0`` and ``core-1.2.7-rc1`` are ``core-1.2``)."""
+    import re
+
+    match = re.match(r"^((?:[A-Za-z0-9_]+-)+)(\d+)\.(\d+)\.\d+", version or "")
+    return bool(match) and f"{match.group(1)}{match.group(2)}.{match.group(3)}" in allowed
+
+
+def roi_params(rois: list[RectRoi | ArcRoi], profiles: list[ProfileRoi]) -> dict[str, Any]:
+    """The ``statistics`` and ``profiles`` params of a pipeline with ROIs."""
+    out = processing_params(rois, profiles, None)
+    del out["saving"]
+    return out

@@ -189,6 +189,36 @@ class RoiList:
     def as_dicts(self) -> list[dict[str, Any]]:
         return [dict(d) for d in self._store.get("rois", [])]
 
+    # -- Bliss's Lima2 API: one ROI by name --------------------------------------------
+    def set_rect(self, name: str, x: int, y: int, width: int, height: int) -> None:
+        """Add or replace rectangle ``name``."""
+        self.add(Roi(x, y, width, height, name=name))
+
+    def set_arc(self, name: str, cx: float, cy: float, r1: float, r2: float, a1: float, a2: float) -> None:
+        """Add or replace arc ``name`` (centre, radii, angles in degrees)."""
+        self.add(ArcRoi(cx, cy, r1, r2, a1, a2, name=name))
+
+    def set(self, name: str, x: int, y: int, width: int, height: int) -> None:
+        """Add or replace rectangle ``name`` (as ``set_rect``)."""
+        self.set_rect(name, x, y, width, height)
+
+    def __getitem__(self, name: str) -> Any:
+        for roi in self.rois:
+            if roi.name == name:
+                return roi
+        raise KeyError(f"no ROI {name!r} (have: {', '.join(r.name for r in self.rois) or 'none'})")
+
+    def __setitem__(self, name: str, roi: Any) -> None:
+        roi._name = name  # Bliss's ROIs have a read-only name
+        self.add(roi)
+
+    def __delitem__(self, name: str) -> None:
+        self[name]  # KeyError naming the ROIs
+        self.remove(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(roi.name == name for roi in self.rois)
+
     def __len__(self) -> int:
         return len(self._store.get("rois", []))
 
@@ -199,3 +229,41 @@ class RoiList:
 
 class RoiProfileList(RoiList):
     kinds = (RoiProfile,)
+
+    def set(self, name: str, x: int, y: int, width: int, height: int, mode: str = "horizontal") -> None:  # type: ignore[override]
+        """Add or replace profile ``name`` (``mode``: horizontal or vertical)."""
+        self.add(RoiProfile(x, y, width, height, mode=mode, name=name))
+
+    def set_rect(self, name: str, x: int, y: int, width: int, height: int) -> None:
+        self.set(name, x, y, width, height)
+
+    def set_arc(self, *args: Any) -> None:
+        raise TypeError("a profile is a rectangle: use set(name, x, y, width, height, mode)")
+
+
+def settings_group(name: str, defaults: dict[str, Any], doc: str = "") -> type[SettingsGroup]:
+    """A settings group whose values keep the type of their default (a bool stays a bool,
+    an int an int; a list of strings a list), for the plugins' params groups."""
+    checks = {key: _typed(key, value) for key, value in defaults.items()}
+    return type(name, (SettingsGroup,), {"_defaults": dict(defaults), "_checks": checks, "__doc__": doc})
+
+
+def _typed(key: str, default: Any) -> Callable[[Any], Any]:
+    kind = type(default)
+
+    def check(value: Any) -> Any:
+        if kind is bool:
+            if not isinstance(value, bool | int):
+                raise TypeError(f"{key} takes True or False, not {value!r}")
+            return bool(value)
+        if kind is int:
+            if isinstance(value, bool) or int(value) != value:
+                raise TypeError(f"{key} takes an integer, not {value!r}")
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is list:
+            return [str(v) for v in value]
+        return str(value)
+
+    return check

@@ -41,9 +41,15 @@ class FrameSource:
     """
 
     def __init__(
-        self, tango_url: str, source: str, master_file: Sequence[str] | None, runs: dict[str, Any] | None = None
+        self,
+        tango_url: str,
+        source: str,
+        master_file: Sequence[str] | None,
+        runs: dict[str, Any] | None = None,
+        shape: Sequence[int] = (),
     ) -> None:
         self.tango_url = tango_url
+        self.shape = tuple(int(v) for v in shape)
         self.source = source
         self.master_file = tuple(master_file) if master_file else None
         self.frames_per_run = int(runs["frames_per_run"]) if runs else 0
@@ -63,7 +69,14 @@ class FrameSource:
         except tango.DevFailed as exc:
             raise IndexNoMoreThereError(f"frame {frame_idx} of {self.tango_url}: {exc.args[0].desc}") from None
         frame, idx = decode_frame((raw[0], bytes(raw[1])))
-        return (frame[0] if frame.shape[0] == 1 else frame), int(idx)
+        return self._shaped(frame), int(idx)
+
+    def _shaped(self, frame: np.ndarray) -> np.ndarray:
+        """One frame in the stream's shape: ``(height, width)`` for a one-channel image,
+        ``(length,)`` for a curve (the conductor sends both as 3-D arrays)."""
+        if self.shape and frame.size == int(np.prod(self.shape)):
+            return frame.reshape(self.shape)
+        return frame[0] if frame.shape[0] == 1 else frame
 
     def newest(self, ready: int) -> tuple[np.ndarray, int]:
         """The newest frame: ``GetFrame(-1)``; if the conductor's newest is not processed
@@ -83,7 +96,7 @@ class FrameSource:
         assert self.master_file is not None
         path, dataset = self.master_file
         with h5py.File(path, "r") as f:
-            return np.asarray(f[dataset][start:stop:step])
+            return np.asarray([self._shaped(np.asarray(a)) for a in f[dataset][start:stop:step]])
 
     def frames(self, start: int, stop: int, step: int, sealed: bool) -> np.ndarray:
         if self.frames_per_run:
@@ -107,7 +120,7 @@ class FrameSource:
         path, dataset = self.run_files[point]
         try:
             with h5py.File(path, "r") as f:
-                return np.asarray(f[dataset][local])
+                return self._shaped(np.asarray(f[dataset][local]))
         except (OSError, KeyError) as exc:
             raise IndexNoMoreThereError(f"frame {index}: {path}::{dataset} not readable ({exc})") from None
 
@@ -145,7 +158,7 @@ class ConductorStream(BaseStream, LimaDirectAccess):
         self._shape = tuple(info["shape"])
         self.acq_uuid = str(info["acq_uuid"])
         self.frame_source = FrameSource(
-            str(info["tango_url"]), str(info["source"]), info.get("master_file"), info.get("runs")
+            str(info["tango_url"]), str(info["source"]), info.get("master_file"), info.get("runs"), self._shape
         )
         self._cursor = Stream(event_stream).cursor()
         self._length = 0
