@@ -20,7 +20,7 @@ import time
 import h5py
 import numpy as np
 
-from lima2_conductor.core import master_file
+from lima2_conductor.core import master_dense, master_file
 from lima2_conductor.core.reduced_data import STATS_DTYPE, ReducedSource, ReducedStore
 from lima2_conductor.core.topology import RoundRobin
 
@@ -55,7 +55,7 @@ def bench_master(tmp: str) -> float:
     for _ in range(REPEAT):
         t0 = time.perf_counter()
         total, mappings = master_file.layout(topo.new_run(frames), [frames // n_rcv] * n_rcv, s)
-        master_file.write(s.master_path, s, total, mappings, (1, 512, 512), np.dtype("<u2"), {"uuid": "bench"})
+        master_dense.write(s.master_path, s, total, mappings, (1, 512, 512), np.dtype("<u2"), {"uuid": "bench"})
         times.append(time.perf_counter() - t0)
     ours = statistics.median(times)
     with h5py.File(s.master_path) as f:

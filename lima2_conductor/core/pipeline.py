@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import master_file
+from . import master_dense, master_file, master_sparse
 from .devencoded import decode_rows, encode_frame
 from .errors import ConductorError, NotFound, ParamError, SavingError
 from .lima2 import (
@@ -202,7 +202,7 @@ class RunPipeline:
             try:
                 meta = {**self.metadata, "uuid": self.uuid, "topology": self.topology_name}
                 if self.spec.source(name).kind == SPARSE:
-                    master_file.write_sparse(path, saving, len(self.devices), meta)
+                    master_sparse.write(path, saving, len(self.devices), meta)
                     continue
                 if gapped:
                     total, mappings, missing = master_file.gapped_layout(
@@ -216,7 +216,7 @@ class RunPipeline:
                 info = self.frame_info[name]
                 shape = (int(info["nb_channels"]), int(info["dimensions"]["y"]), int(info["dimensions"]["x"]))
                 kind = self.spec.source(name).kind
-                master_file.write(
+                master_dense.write(
                     path, saving, total, mappings, shape, pixel_dtype(info["pixel_type"]), meta, kind == VECTOR
                 )
             except ConductorError:

@@ -16,33 +16,22 @@ never reads them itself), and each push first fills the polling buffer. A client
 then answered from the buffer and never touches the object that the push uses. Every
 change of such an attribute must go through :meth:`PushedValues.push`, since the buffer is
 what clients read. (A client that asks for the device itself as source, ``DevSource.DEV``,
-bypasses the buffer and the protection.)
+bypasses the buffer and the protection.) A push from any thread but the event loop's
+raises :class:`~lima2_conductor.core.thread_rules.WrongThread` instead of racing the
+others (:mod:`lima2_conductor.core.thread_rules`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from tango import DevFailed, TimedAttrData, Util
 
+from ..core.thread_rules import require_loop_thread
+
 logger = logging.getLogger(__name__)
-
-
-class WrongThread(RuntimeError):
-    """An event pushed from a thread other than the event loop's (a request thread, a
-    worker): it would race the other pushes and the polling buffer without a sign."""
-
-
-def require_loop_thread(what: str) -> None:
-    """Raise :class:`WrongThread` unless called in the thread running the event loop: the
-    one rule of the servers' threads that a mistake would break silently."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        raise WrongThread(f"{what}: events are pushed from the event loop's thread only") from None
 
 
 class PushedValues:

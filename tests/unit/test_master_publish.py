@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from lima2_conductor.core import master_file
+from lima2_conductor.core import master_publish
 from lima2_conductor.core.errors import SavingError
 
 
@@ -28,17 +28,17 @@ def tag(path: Path) -> str:
 def system_calls(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both ways: the kernel's RENAME_NOREPLACE/EXCHANGE, and hard links where there is none."""
     if request.param == "link":
-        monkeypatch.setattr(master_file, "_RENAMEAT2", None)
-    elif master_file._RENAMEAT2 is None:
+        monkeypatch.setattr(master_publish, "_RENAMEAT2", None)
+    elif master_publish._RENAMEAT2 is None:
         pytest.skip("no renameat2 in this C library")
     return str(request.param)
 
 
 def test_a_new_master_file_and_its_checkpoints(tmp_path: Path, system_calls: str) -> None:
     path = tmp_path / "scan_master.h5"
-    master_file.publish(master(tmp_path / "t1", "run-1", "first"), str(path), "run-1", overwrite=False)
+    master_publish.publish(master(tmp_path / "t1", "run-1", "first"), str(path), "run-1", overwrite=False)
     assert tag(path) == "first"
-    master_file.publish(master(tmp_path / "t2", "run-1", "second"), str(path), "run-1", overwrite=False)
+    master_publish.publish(master(tmp_path / "t2", "run-1", "second"), str(path), "run-1", overwrite=False)
     assert tag(path) == "second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan_master.h5"]
 
@@ -53,7 +53,7 @@ def test_a_file_that_appeared_is_never_written_over(tmp_path: Path, system_calls
     before = path.read_bytes()
     tmp = master(tmp_path / "t1", "run-1", "ours")
     with pytest.raises(SavingError, match=f"{path} appeared during the run"):
-        master_file.publish(tmp, str(path), "run-1", overwrite=False)
+        master_publish.publish(tmp, str(path), "run-1", overwrite=False)
     assert path.read_bytes() == before
     assert tag(Path(tmp)) == "ours"  # left for the caller to remove
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan_master.h5", "t1"]
@@ -62,10 +62,10 @@ def test_a_file_that_appeared_is_never_written_over(tmp_path: Path, system_calls
 def test_overwrite_replaces_any_file(tmp_path: Path) -> None:
     path = tmp_path / "scan_master.h5"
     path.write_bytes(b"old")
-    master_file.publish(master(tmp_path / "t1", "run-1", "ours"), str(path), "run-1", overwrite=True)
+    master_publish.publish(master(tmp_path / "t1", "run-1", "ours"), str(path), "run-1", overwrite=True)
     assert tag(path) == "ours"
 
 
 def test_the_temporary_name_is_short_whatever_the_master_file_name(tmp_path: Path) -> None:
-    tmp = master_file._temp_beside(str(tmp_path / ("p" * 245 + "_master.h5")))
+    tmp = master_publish.temp_beside(str(tmp_path / ("p" * 245 + "_master.h5")))
     assert Path(tmp).parent == tmp_path and len(Path(tmp).name) < 40

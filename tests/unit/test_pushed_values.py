@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from lima2_conductor.server.pushed_values import PushedValues, WrongThread, require_loop_thread
+from lima2_conductor.core.thread_rules import WrongThread
+from lima2_conductor.server.pushed_values import PushedValues, require_loop_thread
 
 
 class FakeDevice:

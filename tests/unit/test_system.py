@@ -425,7 +425,7 @@ def test_a_master_file_failure_of_any_kind_ends_the_run_once(tmp_path: Path, mon
             calls.append(args)
             raise ValueError("embedded null character")
 
-        monkeypatch.setattr("lima2_conductor.core.master_file.write", broken)
+        monkeypatch.setattr("lima2_conductor.core.master_dense.write", broken)
         f.end_acquisition(5, saved=True)
         await s.poll()
         assert s.run_state == RunState.FAULT and "master file" in s.last_error
@@ -491,7 +491,7 @@ def test_work_of_a_forgotten_run_changes_nothing(tmp_path: Path, monkeypatch: An
             asyncio.run_coroutine_threadsafe(release.wait(), loop).result()
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr("lima2_conductor.core.master_file.write", slow_failure)
+        monkeypatch.setattr("lima2_conductor.core.master_dense.write", slow_failure)
         for p in f.procs:
             p.processed = p.saved = 3
         f.procs[0].finished = True
