@@ -149,6 +149,8 @@ class Completions:
 
     async def _complete(self, record: Completion) -> None:
         total, path, missing = await asyncio.to_thread(self.write, record.run, list(record.saved))
+        record.run.master_file = path or record.run.master_file  # the run changes in the loop only
+        record.run.timings["master_file_frames"] = total
         record.frames, record.missing = total, list(missing)
         record.state = "completed"
         record.completed_at = time.time()
@@ -161,8 +163,6 @@ class Completions:
 
 
 def write_gapped(run: Run, saved: list[int]) -> tuple[int, str, list[int]]:
-    """The master file of ``run`` with every frame of ``saved`` (blocking)."""
-    total, path = run.pipeline.write_master(saved, gapped=True)
-    run.master_file = path or run.master_file
-    run.timings["master_file_frames"] = total
-    return total, path, list(run.pipeline.missing)
+    """The master file of ``run`` with every frame of ``saved`` (blocking: in a worker,
+    which leaves the run alone)."""
+    return run.pipeline.write_gapped_master(saved)

@@ -66,7 +66,9 @@ class RunPipeline:
         self.topology_name = topology_name
         hint = nb_frames or 1024
         self.stores = {s.name: ReducedStore(s, size_hint=hint) for s in spec.reduced(proc_params)}
-        self.missing: list[int] = []  # frames the last gapped master file lists as missing
+        # frames the last gapped master file lists as missing: written by the worker that
+        # writes it, read by the loop once it has awaited that worker
+        self.missing: list[int] = []
         self.savings = {
             s.name: master_file.Saving.from_params(proc_params[s.saving])
             for s in spec.saved_sources(proc_params)
@@ -196,7 +198,16 @@ class RunPipeline:
         listed as missing (:attr:`missing`), instead of the contiguous prefix. Any failure
         is a ``SavingError`` naming the file; returns the frame count and path of the main
         source's file."""
-        result = (0, "")
+        total, path, _ = self.write_gapped_master(saved) if gapped else self._write(saved, False)
+        return total, path
+
+    def write_gapped_master(self, saved: list[int]) -> tuple[int, str, list[int]]:
+        """``write_master(saved, gapped=True)``, also returning the frames the main source's
+        file lists as missing (blocking: run in a thread)."""
+        return self._write(saved, True)
+
+    def _write(self, saved: list[int], gapped: bool) -> tuple[int, str, list[int]]:
+        result: tuple[int, str, list[int]] = (0, "", [])
         for name, saving in self.savings.items():
             path = saving.master_path
             try:
@@ -209,10 +220,8 @@ class RunPipeline:
                         self.locator, saved, saving.nb_frames_per_file, saving.file_name
                     )
                     meta["missing_frames"] = missing
-                    if not result[1]:
-                        self.missing = missing
                 else:
-                    total, mappings = master_file.layout(self.locator, saved, saving)
+                    (total, mappings), missing = master_file.layout(self.locator, saved, saving), []
                 info = self.frame_info[name]
                 shape = (int(info["nb_channels"]), int(info["dimensions"]["y"]), int(info["dimensions"]["x"]))
                 kind = self.spec.source(name).kind
@@ -224,7 +233,9 @@ class RunPipeline:
             except Exception as exc:  # noqa: BLE001 - any failure of the write is a saving error
                 raise SavingError(f"cannot write {path}: {exc}") from exc
             if not result[1]:
-                result = (total, path)
+                result = (total, path, list(missing))
+        if gapped:
+            self.missing = result[2]
         return result
 
 
