@@ -4,6 +4,10 @@ the system's state changes only in the event loop's thread; h5py never runs ther
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import enum
+import importlib
+import pkgutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,12 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lima2_conductor import core
 from lima2_conductor.core import master_dense, master_sparse
-from lima2_conductor.core.completion import Completion
 from lima2_conductor.core.lima2 import DeviceState as D
 from lima2_conductor.core.master_file import Saving
-from lima2_conductor.core.observer import Observer
-from lima2_conductor.core.pipeline import RunPipeline
 from lima2_conductor.core.run import Run
 from lima2_conductor.core.state import RunState
 from lima2_conductor.core.system import AcquisitionSystem
@@ -67,21 +69,39 @@ def test_master_files_are_never_written_in_the_event_loop(tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == []
 
 
-WATCHED = (AcquisitionSystem, Run, Observer, RunPipeline, Completion)
-"""The objects that hold the system's state."""
+def stateful_core_classes() -> list[type]:
+    """Every class of the core whose instances can change: not a frozen dataclass, an
+    enum, an exception, a protocol or a tuple, and with no ``__setattr__`` of its own."""
+    found = []
+    for info in pkgutil.iter_modules(core.__path__):
+        module = importlib.import_module(f"{core.__name__}.{info.name}")
+        for cls in vars(module).values():
+            if not isinstance(cls, type) or cls.__module__ != module.__name__:
+                continue
+            if issubclass(cls, (enum.Enum, BaseException, tuple)) or getattr(cls, "_is_protocol", False):
+                continue
+            if dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+                continue
+            if cls.__setattr__ is object.__setattr__:
+                found.append(cls)
+    return found
 
 
 @pytest.fixture
 def state_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every write of an attribute of a watched object made outside the event loop's thread."""
+    """Every change of an attribute of a core object made outside the event loop's thread.
+    The first assignment of an attribute (an object a worker builds for its result) is
+    not a change; a container changed in place (a list's append) is not seen."""
     outside: list[str] = []
 
     def watched_setattr(self: Any, name: str, value: Any) -> None:
-        if not in_loop_thread():
+        if not in_loop_thread() and name in getattr(self, "__dict__", ()):
             outside.append(f"{type(self).__name__}.{name}")
         object.__setattr__(self, name, value)
 
-    for cls in WATCHED:
+    classes = stateful_core_classes()
+    assert AcquisitionSystem in classes and Run in classes  # the watch covers the system
+    for cls in classes:
         monkeypatch.setattr(cls, "__setattr__", watched_setattr)
     return outside
 
@@ -105,8 +125,7 @@ async def until(condition: Any, what: str, timeout: float = 5.0) -> None:
 def test_the_system_changes_its_state_in_the_event_loop_only(tmp_path: Path, state_writes: list[str]) -> None:
     """A run saved to disk (master file checkpoints and the final file in workers), a
     failed one whose master file is completed later (in a worker too), Stop, Close and
-    Reset: no state of the system, its run, its pipeline, its observer or a completion is
-    written from a worker."""
+    Reset: no object of the core is changed from a worker."""
 
     async def scenario() -> None:
         f = FakeSystem(checkpoint_s=0.0)
