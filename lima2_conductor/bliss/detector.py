@@ -71,6 +71,11 @@ class DetectorMixin:
         and sent with every Prepare)."""
         if self._detector_plugin is None:
             plugin = str(self.cached_value("det_plugin", "") or "")
+            if not plugin:  # the cached value may predate the conductor's first read
+                try:
+                    plugin = str(self.det_info.get("plugin", ""))
+                except tango.DevFailed:
+                    plugin = ""
             if not plugin:
                 raise RuntimeError(
                     f"{self.name}: the conductor {self.client.name} does not name its detector plugin"

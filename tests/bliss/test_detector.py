@@ -16,6 +16,7 @@ from lima2_conductor.cli.launcher import wait_for
 @pytest.fixture
 def det(bliss_env: Any) -> Iterator[Any]:
     det = bliss_env.det
+    wait_for(lambda: det.det_info.get("plugin"), 30, "the conductor's det_info")
     det.acquisition.reset()
     det.processing.saving.reset()
     det.processing.roi_profiles.clear()
@@ -158,3 +159,52 @@ def test_info_shows_the_detector_and_the_metadata(det: Any) -> None:
     ):
         assert text in info, text
     assert "extended_det_info" in info and "user_defined_det_info" in info
+
+
+def docs_dectris_plugin() -> str:
+    """The Dectris plugin module shown in docs/bliss.rst."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "bliss.rst").read_text()
+    block = text.split("   from . import DetectorPlugin\n", 1)[1].split("\n\n``", 1)[0]
+    return "from . import DetectorPlugin\n" + "\n".join(line[3:] for line in block.splitlines())
+
+
+def test_a_detector_without_a_module_has_no_settings(bliss_env: Any) -> None:
+    from lima2_conductor.bliss.detectors import DetectorPlugin, load_plugin
+
+    plugin = load_plugin("Dectris", "lima2_conductor:test:detector:dectris", dict)
+    assert type(plugin) is DetectorPlugin and plugin.control_params() == {}
+    assert plugin.__info__() == "Dectris detector (det.detector):\n    no detector setting"
+
+
+def test_the_docs_dectris_plugin_is_a_table(bliss_env: Any) -> None:
+    """The docs' Dectris module, against a schema of the Dectris control's fields."""
+    number = {"type": "number", "default": 8041.0}
+    schema = {
+        "properties": {
+            "det": {
+                "properties": {
+                    "thresholds": {"type": "array", "default": [{"energy": 4020.5, "enabled": True}]},
+                    "difference": {"properties": {"enabled": {"type": "boolean", "default": False}}},
+                    "roi": {"type": "string", "enum": ["full", "4M"], "default": "full"},
+                    "pixel_mask_applied": {"type": "boolean", "default": True},
+                    "flatfield_correction_applied": {"type": "boolean", "default": True},
+                    "nb_pipeline_threads": {"type": "integer", "minimum": 1, "default": 1},
+                }
+            },
+            "exp": {"properties": {"photon_energy": number}},
+        }
+    }
+    namespace: dict[str, Any] = {"__name__": "lima2_conductor.bliss.detectors.dectris"}
+    namespace["__package__"] = "lima2_conductor.bliss.detectors"
+    exec(compile(docs_dectris_plugin(), "dectris.py", "exec"), namespace)
+    plugin = namespace["Detector"]("lima2_conductor:test:detector:dectris", "Dectris", lambda: schema)
+    plugin.reset()
+    plugin.experiment.photon_energy = 9000.0
+    with pytest.raises(ValueError, match="acquisition.roi"):
+        plugin.acquisition.roi = "2M"
+    sent = plugin.control_params()
+    assert sent["exp"] == {"photon_energy": 9000.0}
+    assert sent["det"]["difference"] == {"enabled": False} and sent["det"]["roi"] == "full"
+    plugin.reset()
