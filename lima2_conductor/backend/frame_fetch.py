@@ -7,9 +7,9 @@ call, with everything it is configured for: every address a multi-homed device p
 unix sockets, SSL, message-size limits.
 
 pytango copies a DevEncoded once more than needed on its way in (the report is
-``docs/upstream/devencoded-extract-copy.rst``); a client that needs the last fraction of a
-millisecond per frame asks the conductor's ``Lookup`` where a frame is and calls that device
-directly.
+``docs/upstream/devencoded-extract-copy.rst``); a client that cannot afford the conductor's
+hop and that copy per frame asks the conductor's ``Lookup`` where a frame is and calls that
+device directly.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ class RunState(StrEnum):
 
 
 def tango_state_name(system: SystemState, run: RunState, initialising: bool = False) -> str:
-    """Name of the Tango ``DevState`` the conductor shows (DESIGN.md mapping)."""
+    """Name of the Tango ``DevState`` the conductor shows (the mapping of docs/interface.rst, ``State``)."""
     if initialising:
         return "INIT"
     if system == SystemState.DISCONNECTED:

@@ -3,12 +3,13 @@
 A large request (a Prepare of megabytes, refused or not) passes through several buffers
 of its size: omniORB's, cppTango's, the Python string. They are freed when the request
 ends, but glibc keeps what each request thread freed in that thread's arena, and raises
-its mmap threshold after the first large free: a conductor that refused 25 Prepares of
-20 MB held 300 MB more than before, never returned. ``malloc_trim`` gives that free
-memory back, after a garbage collection: a refused request's string is also held by the
-reference cycles of its exception's traceback until the collector runs. Both are done
-once, in a worker thread, shortly after the last large request (when its buffers have
-been freed), never on the request's own path.
+its mmap threshold after the first large free: a conductor that refused large Prepares
+kept the memory they went through, never returned (figures: docs/benchmarks.rst,
+``bench_server_tuning``). ``malloc_trim`` gives that free memory back, after a garbage
+collection: a refused request's string is also held by the reference cycles of its
+exception's traceback until the collector runs. Both are done once, in a worker thread,
+shortly after the last large request (when its buffers have been freed), never on the
+request's own path.
 
 ``LIMA2_CONDUCTOR_TRIM_AFTER_LARGE_REQUESTS=0`` turns it off.
 """

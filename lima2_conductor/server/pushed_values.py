@@ -6,8 +6,7 @@ attribute's server-side object, fires, then clears the value's flag. A C++ serve
 the device's lock for the push, and its requests take it too. PyTango's asyncio servers
 do not serialise requests: a client read in a request thread sets the value in the same
 object and then checks the flag, and a push from the event loop landing in between leaves
-the read without a value (``API_AttrValueNotSet``, about one read in tens of thousands
-while pushes run). A client that takes a failed read for a dead device (lima2-client marks
+the read without a value (``API_AttrValueNotSet``, now and then while pushes run). A client that takes a failed read for a dead device (lima2-client marks
 a device OFFLINE on one failed ``acq_state`` read and aborts the run) sees a crash that
 never happened.
 

@@ -4,8 +4,8 @@ PyTango runs an asyncio device's ``always_executed_hook``, ``read_attr_hardware`
 ``dev_state`` and ``dev_status`` in the device server's event loop. Every attribute read
 then pays two thread hops into the loop and back, and every command one, even when the
 attribute or the command itself is served in the request thread (``read_green_mode=False``,
-``cmd_green_mode=False``). A hop costs a fraction of a millisecond when the loop is idle,
-and it waits for whatever the loop is doing when it is not (figures: docs/benchmarks.rst).
+``cmd_green_mode=False``). A hop is cheap when the loop is idle, and it waits for
+whatever the loop is doing when it is not (figures: docs/benchmarks.rst).
 
 A C++ Lima2 device answers from its request thread. The devices of this project that have
 nothing to do in these hooks keep them out of the loop with :class:`RequestThreadHooks`;

@@ -29,8 +29,8 @@ class LimaSimulatorControl(SimulatorDevice):
     @attribute(dtype=int, doc="Frames produced by the detector in this acquisition", read_green_mode=False)
     def nb_frames_acquired(self) -> int:
         """Answered in the request thread from the detector's clock (a C++ device answers
-        in microseconds; a hop through this server's event loop would add milliseconds
-        that no real system has). No change events: the count changes with every frame,
+        at once; a hop through this server's event loop would add a delay that no real
+        system has). No change events: the count changes with every frame,
         and a push would race with these reads (see :mod:`lima2_conductor.server.pushed_values`)."""
         return self._clock.produced() if self._clock else 0
 

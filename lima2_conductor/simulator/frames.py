@@ -78,8 +78,8 @@ def geometry_from_params(acq_params: dict[str, Any], sensor_width: int, sensor_h
 @functools.lru_cache(maxsize=4)
 def _patterns(g: FrameGeometry, layout: str, nb: int) -> npt.NDArray:
     """The prefetched patterns (read-only), kept for the next acquisitions with the same
-    geometry and peaks as a real detector keeps its prefetch buffers: computing them for a
-    512 x 512 sensor takes tens of ms."""
+    geometry and peaks, as a real detector keeps its prefetch buffers, instead of being
+    computed again at every Prepare."""
     roi, binning, gauss = json.loads(layout)
     bx, by = binning["x"], binning["y"]
     # Sensor coordinates of the centre of each (binned) pixel.
