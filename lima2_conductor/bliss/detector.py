@@ -28,8 +28,10 @@ class DetectorMixin:
     """Mixed into the controller, which calls :meth:`_init_detector` from its ``__init__``."""
 
     if TYPE_CHECKING:
-        name: str
         client: ConductorClient
+
+        @property
+        def name(self) -> str: ...
 
         def cached_value(self, name: str, default: Any = None) -> Any: ...
 

@@ -72,7 +72,8 @@ class SettingsView:
         names = [n for n in self._plugin.settings if n.startswith(self._prefix)]
         if not names:
             return "no detector setting"
-        return "\n".join(f"{n[len(self._prefix) :]:28s} {self._plugin.get(n)!r}" for n in names)
+        values = self._plugin.values()
+        return "\n".join(f"{n[len(self._prefix) :]:28s} {values[n]!r}" for n in names)
 
 
 class DetectorPlugin(SettingsView):
@@ -94,12 +95,20 @@ class DetectorPlugin(SettingsView):
     def _schema(self, name: str) -> dict[str, Any]:
         return schema_at(self._control_schema(), self.settings[name].split("."))
 
-    def get(self, name: str) -> Any:
-        """The value of setting ``name``: the one set, else the conductor's default."""
-        if name in self._store:
-            return self._store[name]
+    def get(self, name: str, stored: dict[str, Any] | None = None) -> Any:
+        """The value of setting ``name``: the one set (in ``stored``, the values read at
+        once, if given), else the conductor's default."""
+        if stored is None:
+            stored = {name: self._store[name]} if name in self._store else {}
+        if name in stored:
+            return stored[name]
         schema = self._schema(name)
         return defaults_from_schema(schema) if schema else None
+
+    def values(self) -> dict[str, Any]:
+        """Every setting's value (one read of Beacon)."""
+        stored = dict(self._store.get_all())
+        return {name: self.get(name, stored) for name in self.settings}
 
     def set(self, name: str, value: Any) -> None:
         """Check ``value`` against the conductor's schema of its control param; keep it."""
@@ -123,8 +132,9 @@ class DetectorPlugin(SettingsView):
     def control_params(self) -> dict[str, Any]:
         """The part of Prepare's ``control`` params the plugin's settings make."""
         out: dict[str, Any] = {}
+        values = self.values()
         for name, path in self.settings.items():
-            value = self.get(name)
+            value = values[name]
             if value is None:
                 continue
             *parents, leaf = path.split(".")
@@ -138,12 +148,12 @@ class DetectorPlugin(SettingsView):
         """What ``masterfile_metadata.extended_det_info`` adds to the master file's
         det_info: here the plugin's settings, nested by their dotted names."""
         out: dict[str, Any] = {}
-        for name in self.settings:
+        for name, value in self.values().items():
             *parents, leaf = name.split(".")
             node = out
             for key in parents:
                 node = node.setdefault(key, {})
-            node[leaf] = self.get(name)
+            node[leaf] = value
         return out
 
     def __info__(self) -> str:
