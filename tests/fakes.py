@@ -214,10 +214,18 @@ class FakeProcessing:
 class FakeSystem:
     """A control, receivers and their processing devices, and a system conducting them."""
 
-    def __init__(self, n: int = 2, clock: Any = None, topology: Topology | None = None, **kw: Any) -> None:
-        self.ctl = FakeDevice("ctl")
-        self.rcvs = [FakeDevice(f"rcv{i}") for i in range(n)]
-        self.procs = [FakeProcessing(f"proc{i}", i, n) for i in range(n)]
+    def __init__(
+        self,
+        n: int = 2,
+        clock: Any = None,
+        topology: Topology | None = None,
+        devices_of: FakeSystem | None = None,
+        **kw: Any,
+    ) -> None:
+        """``devices_of``: a new conductor (a restart, an Init) of that system's devices."""
+        self.ctl = FakeDevice("ctl") if devices_of is None else devices_of.ctl
+        self.rcvs = [FakeDevice(f"rcv{i}") for i in range(n)] if devices_of is None else devices_of.rcvs
+        self.procs = [FakeProcessing(f"proc{i}", i, n) for i in range(n)] if devices_of is None else devices_of.procs
 
         async def find(uid: str, nb: int) -> list[ProcessingPort]:
             return list(self.procs)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from .lima2 import DeviceState
@@ -89,3 +90,33 @@ class ProcessingFinder(Protocol):
     async def __call__(self, uuid: str, nb_receivers: int) -> list[ProcessingPort]:
         """The processing devices of acquisition ``uuid``, in receiver order."""
         ...
+
+
+DatabaseCheck = Callable[[], Awaitable[None]]
+"""Raises ``DeviceOffline`` naming ``TANGO_HOST`` when the Tango database does not answer."""
+
+
+class FrameRelay(Protocol):
+    """Frames asked of the processing devices by blocking calls, for Tango request threads
+    (``GetFrame`` without a hop through the event loop)."""
+
+    def fetch(self, run_uuid: str, device: str, command: str, frame_idx: int) -> tuple[str, Any]: ...
+    def last_frames(self, run_uuid: str, devices: list[str]) -> list[dict[str, int]]: ...
+    def stats(self) -> dict[str, int]: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The Lima2 devices one system conducts, and the deadlines of the calls made to them:
+    what the observer and the preparation are handed instead of the system."""
+
+    control: ControlPort
+    receivers: list[ReceiverPort]
+    timeout_s: float = 3.0
+    poll_timeout_s: float = 0.5
+
+    @property
+    def devices(self) -> list[DevicePort]:
+        """The control first, then the receivers in rank order."""
+        return [self.control, *self.receivers]

@@ -1,18 +1,21 @@
 """``ConductorView``: a frozen snapshot of the conductor, what the Tango device serves.
 
-Made once per monitor tick (and after each command) from the system, so that every read
-of an attribute returns a value at once, never a fan-out, and two reads in one tick agree.
+Made by the system once per monitor tick (and after each command) and handed to the
+device, so that every read of an attribute returns a value at once, never a fan-out, and
+two reads in one tick agree.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .handles import ViewedSystem
+from .detector import DetectorCache
 from .lima2 import DeviceState
 from .progress import Progress
+from .run import Run
 from .state import RunState, SystemState, tango_state_name
 
 
@@ -41,6 +44,7 @@ class ConductorView:
     started_at: float = 0.0
     receivers: tuple[str, ...] = ()
     topology: str = ""
+    observed: bool = False  # the devices were read at least once
 
     @property
     def last_error(self) -> str:
@@ -68,23 +72,33 @@ def status_text(
     return "\n".join(lines)
 
 
-def snapshot(s: ViewedSystem) -> ConductorView:
-    run = s.run
+def snapshot(
+    run_state: RunState,
+    run: Run | None,
+    states: dict[str, DeviceState],
+    errors: Sequence[str],
+    detector: DetectorCache,
+    receivers: Sequence[str],
+    topology: str,
+    observed: bool,
+) -> ConductorView:
+    """The view of a system whose run is ``run`` (``None``: none) in ``run_state``."""
     pipe = run.pipeline if run else None
-    sys_state, run_state = s.system_state, s.run_state
+    sys_state = SystemState.from_device_states(list(states.values()))
+    uuid = run.uuid if run else ""
     frames = pipe.frame_sources() if pipe else {}
-    pixel = frames.get("frame", {}).get("pixel_type", "") or s.detector.pixel_type()
+    pixel = frames.get("frame", {}).get("pixel_type", "") or detector.pixel_type()
     return ConductorView(
         system_state=sys_state,
         run_state=run_state,
         tango_state=tango_state_name(sys_state, run_state),
-        status=status_text(sys_state, run_state, s.uuid, s.device_states, s.errors),
-        uuid=s.uuid,
-        running=s.running,
-        failed=s.failed,
-        errors=tuple(s.errors),
-        device_states={n: st.name for n, st in s.device_states.items()},
-        progress=s.progress,
+        status=status_text(sys_state, run_state, uuid, states, list(errors)),
+        uuid=uuid,
+        running=run_state.active,
+        failed=run_state == RunState.FAULT,
+        errors=tuple(errors),
+        device_states={n: st.name for n, st in states.items()},
+        progress=run.progress if run else Progress(),
         processing_class=run.spec.class_name if run else "",
         frame_channels=frames,
         reduced_data_channels=pipe.channels() if pipe else {},
@@ -94,8 +108,9 @@ def snapshot(s: ViewedSystem) -> ConductorView:
         pixel_type=pixel,
         adopted=bool(run and run.adopted),
         frames_saved_ready=pipe.locator.frames_ready(run.saved()) if run and pipe and pipe.saving else 0,
-        detector=dict(s.detector.values),
+        detector=dict(detector.values),
         started_at=run.started_at if run else 0.0,
-        receivers=tuple(r.name for r in s.receivers),
-        topology=s.topology.name,
+        receivers=tuple(receivers),
+        topology=topology,
+        observed=observed,
     )

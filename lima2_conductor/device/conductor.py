@@ -1,7 +1,8 @@
 """``Lima2Conductor``: one Tango device for a control and N receiver devices.
 
 Commands parse, call the core and map errors; attributes are declared from the spec list
-in :mod:`.attributes` and read the snapshot the monitor makes every tick (:mod:`.monitor`).
+in :mod:`.attributes` and read the snapshot the system hands the monitor (:mod:`.monitor`)
+after every tick and command. Nothing here writes the system's state.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import numpy
@@ -19,14 +20,13 @@ from tango import DevState, GreenMode
 from tango.server import Device, attribute, command, device_property
 
 from ..backend.frame_fetch import FrameFetcher
-from ..backend.tango_devices import TangoControl, TangoReceiver, check_database, find_processing
+from ..backend.tango_devices import TangoControl, TangoDevice, TangoReceiver, check_database, find_processing
 from ..core.errors import ConductorError, ParamError
 from ..core.params import parse_json_object, settings_overrides
-from ..core.ports import BlockingControl
-from ..core.state import RunState
+from ..core.ports import BlockingControl, FrameRelay
 from ..core.system import AcquisitionSystem
 from ..core.topology import make_topology
-from ..core.view import ConductorView, snapshot
+from ..core.view import ConductorView
 from ..server.request_thread import RequestThreadHooks, in_request_thread, request_thread_path
 from . import logs
 from .attributes import namespace
@@ -46,6 +46,10 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     """Conducts a distributed Lima2 acquisition as if it were one detector."""
 
     green_mode = GreenMode.Asyncio
+    _system: AcquisitionSystem | None = None
+    monitor: Monitor | None = None
+    frames: FrameRelay | None = None
+    INITIAL_VIEW = ConductorView(tango_state="INIT", status="Initialising")
 
     control_device = device_property(dtype=str, doc="Lima2 control device")
     receiver_devices = device_property(dtype=(str,), doc="Lima2 receiver devices, in rank order")
@@ -72,15 +76,14 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         await super().init_device()
         self.set_state(DevState.INIT)
         self.set_status("Initialising: observing the Lima2 devices")
-        self._system: AcquisitionSystem | None = None
-        self.view = ConductorView(tango_state="INIT", status="Initialising")
+        self._system = None
         self.settings: dict[str, Any] = {s.name: s.default for s in SETTINGS if not s.alias_of}
         if self.master_file_dir:
             self.settings["saving_directory"] = self.master_file_dir
         self.image = numpy.zeros((1, 1), dtype=numpy.float32)
         self.image_idx = -1
         self.init_error = ""
-        self.monitor: Monitor | None = None
+        self.monitor = None
         self.log_handler = logs.attach(self)
         self.loop = asyncio.get_running_loop()
         self.frames = FrameFetcher(self.device_timeout_ms)
@@ -90,7 +93,8 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         self._initialise_write_values()
         try:
             self._system = self.make_system()
-            self.monitor = Monitor(self)
+            self.monitor = Monitor(self, remote_calls=lambda: TangoDevice.calls)
+            self._system.publish_to(self.monitor.show)
             self.monitor.start()
         except Exception as exc:  # init_device never raises: FAULT and a Status
             self.init_error = f"Initialisation failed: {exc}"
@@ -106,11 +110,12 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         receivers = list(self.receiver_devices)
         topo = make_topology(self.topology, len(receivers), list(self.round_robin_ordering) or None)
         timeout = self.device_timeout_ms
+        fetch = self.frames.fetch if self.frames is not None else None
         return AcquisitionSystem(
             control=TangoControl(self.control_device, timeout),
             receivers=[TangoReceiver(r, timeout) for r in receivers],
             topology=topo,
-            find_processing=lambda uid, n: find_processing(uid, n, timeout, fetch=self.frames.fetch),
+            find_processing=lambda uid, n: find_processing(uid, n, timeout, fetch=fetch),
             timeout_s=timeout / 1000,
             watchdog_s=self.watchdog_s,
             check_database=check_database,
@@ -124,9 +129,10 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         logger.info("delete_device: stopping the monitor")
         if self.monitor is not None:
             _reap(self.monitor.stop())
-        if getattr(self, "system", None) is not None:
+        if self._system is not None:
+            self._system.publish_to(None)
             self._system.release()  # no event subscription outlives the system that made it
-        if getattr(self, "frames", None) is not None:
+        if self.frames is not None:
             self.frames.close()
         logger.info("delete_device done in %.1f ms", 1000 * (time.monotonic() - t0))
         logs.detach(self.log_handler)
@@ -143,6 +149,11 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     def in_loop(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` in the event loop from a Tango request thread, and wait for it."""
         return asyncio.run_coroutine_threadsafe(work, self.loop).result()
+
+    @property
+    def view(self) -> ConductorView:
+        """The snapshot the attributes read: the one the system handed the monitor last."""
+        return self.monitor.view if self.monitor is not None else self.INITIAL_VIEW
 
     @property
     def system(self) -> AcquisitionSystem:
@@ -165,37 +176,12 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
             return self.get_status()
         return self.view.status
 
-    def refresh_view(self) -> None:
-        """A new snapshot of the core, published as State/Status and change events."""
-        self.view = snapshot(self.system)
-        if self.monitor is not None and self.monitor.observed:
-            self.set_state(DevState.names[self.view.tango_state])
-            self.set_status(self.view.status)
-            self.monitor.publish()
-
-    async def _command(self, work: Awaitable[T]) -> T:
-        """Run a state-changing command; State is current when it returns: the devices'
-        states come from the command's success (the Lima2 life cycle), or after a failure
-        from reading them."""
-        observer = self.system.observer
-        observer.fresh = False
-        try:
-            return await work
-        except BaseException:
-            observer.fresh = False
-            raise
-        finally:
-            if not observer.fresh:
-                await observer.poll_states()
-            observer.fresh = False
-            self.refresh_view()
-
     async def change_setting(self, name: str, value: Any, problem: str) -> None:
         """Store a setting; ``problem`` (if any) is a PARAM_ERROR and nothing changes, nor
         when the Tango database cannot memorize it (:func:`.settings.persist`)."""
         if problem:
             tango.Except.throw_exception("PARAM_ERROR", f"{self.get_name()}: {name} {problem}", name)
-        if self._system is not None and self._system.run_state in (RunState.PREPARING, RunState.STARTING):
+        if self._system is not None and not self._system.allows("WriteSetting"):
             tango.Except.throw_exception(
                 "OPERATION_NOT_ALLOWED",
                 f"{self.get_name()}: {name} cannot change while {self._system.run_state.value}",
@@ -225,15 +211,14 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
         try:
             user = parse_json_object(params_json, "params") if params_json.strip() else {}
         except ConductorError as exc:
-            s.record_error(f"Prepare refused: {exc}")
-            self.refresh_view()
+            s.refuse("Prepare", exc)
             raise
-        return await self._command(s.prepare(user, settings_overrides(self.settings)))
+        return await s.run_command(s.prepare(user, settings_overrides(self.settings)))
 
     @command(doc_in="Starts the prepared acquisition (receivers, then the control). Allowed in PREPARED.")
     @tango_errors
     async def Start(self) -> None:
-        await self._command(self.system.start())
+        await self.system.run_command(self.system.start())
 
     @command(
         doc_in="Software trigger: one more frame (trigger mode SOFTWARE). Allowed while RUNNING.",
@@ -259,7 +244,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     )
     @tango_errors
     async def Stop(self) -> None:
-        await self._command(self.system.stop())
+        await self.system.run_command(self.system.stop())
 
     @command(
         doc_in="Releases the prepared acquisition: the control closes, the receivers reset. "
@@ -267,7 +252,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     )
     @tango_errors
     async def Close(self) -> None:
-        await self._command(self.system.close())
+        await self.system.run_command(self.system.close())
 
     @command(
         doc_in="Resets every device and forgets the run (clears FAULT and errors). "
@@ -275,7 +260,7 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     )
     @tango_errors
     async def Reset(self) -> None:
-        await self._command(self.system.reset())
+        await self.system.run_command(self.system.reset())
 
     # -- the live image ----------------------------------------------------------------
     @attribute(

@@ -1,10 +1,12 @@
-"""The device's monitor: the only task that talks to the Lima2 devices periodically.
+"""The device's monitor: the only task that talks to the Lima2 devices periodically, and
+the publisher of what the system hands it.
 
-Each tick observes the system, makes a new snapshot and pushes change events for what
-changed (from the event loop: never from another thread). The period is
-``progress_event_period_ms`` while a run is active and 100 ms otherwise; right after a
-Trigger the control's frame count is followed closely, so a software-triggered scan sees
-its frame within a millisecond or two.
+Each tick has the system observe its devices; the system hands every new snapshot to
+:meth:`Monitor.show` (its one callback), which keeps it as the device's view and pushes
+change events for what changed (from the event loop: never from another thread). The
+monitor writes no state of the system. The period is ``progress_event_period_ms`` while a
+run is active and 100 ms otherwise; right after a Trigger the control's frame count is
+followed closely, so a software-triggered scan sees its frame within a millisecond or two.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy
+from tango import DevState
 
-from ..backend.tango_devices import TangoDevice
 from ..core.devencoded import decode_frame
 from ..core.errors import ConductorError
 from ..core.ports import BlockingControl
@@ -32,18 +33,19 @@ from .specs import STATE_ATTRS, VIEW_ATTRS
 
 class PublishingDevice(Protocol):
     """What the monitor uses of the conductor device
-    (:class:`lima2_conductor.device.conductor.Lima2Conductor`): the system it watches, the
-    view it refreshes and the values it publishes."""
+    (:class:`lima2_conductor.device.conductor.Lima2Conductor`): the system it watches and
+    what it publishes through."""
 
     system: AcquisitionSystem
-    view: ConductorView
     image: Any
     image_idx: int
     settings: dict[str, Any]
     image_period_ms: int
     progress_event_period_ms: int
 
-    def refresh_view(self) -> None: ...
+    def set_state(self, state: DevState) -> None: ...
+
+    def set_status(self, status: str) -> None: ...
 
     def push_change_event(self, name: str, *args: Any) -> None: ...
 
@@ -75,14 +77,15 @@ def _count_until(count_now: Callable[[], int], target: Callable[[], int], deadli
         time.sleep(TRIGGER_POLL_S)
 
 
-ACQUIRED = "nb_frames_acquired"
 IMAGE_READY = "last_image_ready"
 BY_NAME = {spec.name: spec for spec in VIEW_ATTRS}
 
 
 class Monitor:
-    def __init__(self, device: PublishingDevice) -> None:
+    def __init__(self, device: PublishingDevice, remote_calls: Callable[[], int] = lambda: 0) -> None:
         self.device = device
+        self.remote_calls = remote_calls  # the backend's count of remote calls (diagnostics)
+        self.view = ConductorView(tango_state="INIT", status="Initialising")  # what the device serves
         self.observed = False
         self.ticks = 0
         self.tick_time_s = 0.0
@@ -118,7 +121,7 @@ class Monitor:
             "mean_tick_ms": 1000 * self.tick_time_s / max(1, self.ticks),
             "tick_cpu_ms": 1000 * self.tick_cpu_s,
             "period_ms": 1000 * self.period_s,
-            "remote_calls": TangoDevice.calls,
+            "remote_calls": self.remote_calls(),
             "events_pushed": self.events,
         }
 
@@ -131,8 +134,6 @@ class Monitor:
             try:
                 self.values.serve_from_buffer(self._current)
                 await system.poll(grace=self.period_s)  # a device slower than that is taken next time
-                self.observed = self.observed or system.observer.observed
-                device.refresh_view()
                 self._refresh_image()  # its own task: a tick never waits on a frame fetch
             except asyncio.CancelledError:
                 raise
@@ -149,19 +150,12 @@ class Monitor:
     def _current(self, name: str) -> Any:
         """The value a buffered attribute has now."""
         device = self.device
-        return device.image_idx if name == IMAGE_READY else BY_NAME[name].read(device.view)
+        return device.image_idx if name == IMAGE_READY else BY_NAME[name].read(self.view)
 
     async def _wait(self, delay: float) -> None:
         """Sleep until the next tick, or less when a device reports a change (events are
         coalesced: ticks are at least ``MIN_GAP_S`` apart)."""
-        wake = self.device.system.observer.wake
-        await asyncio.sleep(MIN_GAP_S)
-        if not wake.is_set():
-            try:
-                await asyncio.wait_for(wake.wait(), max(0.0, delay - MIN_GAP_S))
-            except TimeoutError:
-                pass
-        wake.clear()
+        await self.device.system.news(delay, MIN_GAP_S)
 
     # -- events ---------------------------------------------------------------------------
     def _push(self, name: str, value: Any) -> None:
@@ -174,11 +168,22 @@ class Monitor:
             else:
                 self.values.push(name, value)
 
+    def show(self, view: ConductorView) -> None:
+        """The system's callback: ``view`` is the device's view from now on; once the
+        devices were observed, State and Status follow it and its changes are pushed."""
+        require_loop_thread("a new view")
+        self.view = view
+        self.observed = self.observed or view.observed
+        if self.observed:
+            self.device.set_state(DevState.names[view.tango_state])
+            self.device.set_status(view.status)
+            self.publish()
+
     def publish(self) -> None:
         """Push change events for every attribute whose value changed: progress and data
         first, the states last, so that a client told that a run ended already has its
         final counts."""
-        view = self.device.view
+        view = self.view
         for spec in VIEW_ATTRS:
             if spec.name not in STATE_ATTRS:
                 self._push(spec.name, spec.read(view))
@@ -226,16 +231,7 @@ class Monitor:
                 return
             if n <= run.progress.nb_frames_acquired or system.run is not run:
                 return  # no frame before the deadline: the monitor's ticks take over
-            run.progress = replace(run.progress, nb_frames_acquired=n)
-            self._publish_acquired(n)
-
-    def _publish_acquired(self, n: int) -> None:
-        """The newly acquired count at once (a step scan waits for it); the rest of the
-        view follows at the next tick."""
-        device = self.device
-        view = device.view
-        device.view = replace(view, progress=replace(view.progress, nb_frames_acquired=n))
-        self._push(ACQUIRED, n)
+            system.acquired(run, n)  # in the view at once: a step scan waits for it
 
     async def _count_until(self, system: Any, deadline: float) -> int:
         while True:

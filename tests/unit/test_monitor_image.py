@@ -19,12 +19,14 @@ class Core:
     def __init__(self) -> None:
         self.running = True
         self.run = SimpleNamespace(uuid="u", progress=SimpleNamespace(nb_frames_processed=5))
-        self.observer = SimpleNamespace(observed=True, wake=asyncio.Event())
         self.release = asyncio.Event()
         self.fetches = 0
 
     async def poll(self, grace: float | None = None) -> None:
         pass
+
+    async def news(self, delay: float, min_gap: float) -> None:
+        await asyncio.sleep(max(delay, min_gap))
 
     async def get_frame(self, idx: int) -> tuple[str, bytes]:
         self.fetches += 1
@@ -42,7 +44,6 @@ def test_ticks_go_on_while_the_last_image_is_fetched() -> None:
             image_period_ms=0,
             image_idx=-1,
             image=None,
-            refresh_view=lambda: None,
             push_change_event=lambda *args: pushed.append(args[0]),
         )
         monitor = Monitor(device)  # type: ignore[arg-type]

@@ -551,11 +551,7 @@ def test_adopts_a_run_found_running() -> None:
         await first.system.start()
         uid = first.system.uuid
         # a new conductor (restart, Init) finds the devices running
-        second = FakeSystem()
-        second.ctl, second.rcvs, second.procs = first.ctl, first.rcvs, first.procs
-        second.system.control = first.ctl
-        second.system.receivers = list(first.rcvs)
-        second.system.devices = [first.ctl, *first.rcvs]
+        second = FakeSystem(devices_of=first)
         await second.system.poll()
         s = second.system
         assert s.run_state == RunState.RUNNING and s.uuid == uid and s.run is not None and s.run.adopted
