@@ -3,7 +3,9 @@
 - ``loopscan(100, 0.005, det)`` next to ``loopscan(100, 0.005, diode)``: time per point
   and the detector's overhead per point (target: at most 5 ms more than the diode);
   where a point's time goes (the Trigger call, the wait for the point's frame);
-- a 1,000-point ``timescan(0.005)`` with ROI counters.
+- a 1,000-point ``timescan(0.005)`` with ROI counters;
+- one line per processing plugin (``det.proc_plugin``): ``loopscan(100, 0.005, det)``
+  with the plugin's default counters (and one ROI) next to the diode.
 
 Needs the ``bliss`` extra (``.venv-bliss``, see ``.ci/bliss``); starts NosqlTangoDB, the
 simulators, the conductor and Beacon on free loopback ports, stops them by PID.
@@ -133,6 +135,30 @@ def run(work: Path, repeat: int) -> None:
         f"timescan(0.005, 3 ROI counters, npoints=1000): {elapsed:6.2f} s, "
         f"{elapsed:.2f} ms per point (s per 1,000), {got} values, run {det.client.run_state()}"
     )
+    per_plugin(det, d, repeat)
+
+
+def per_plugin(det: Any, diode_pp: float, repeat: int) -> None:
+    """Per-point cost of a step scan with each plugin's default counters (images,
+    ``nb_peaks``/``fill_factor``, one ROI's statistics) next to the diode's."""
+    from bliss.common.scans import loopscan
+    from bliss.controllers.lima.roi import Roi
+
+    for name in ("legacy", "smx", "xpcs", "fai", "failing"):
+        det.proc_plugin = name
+        if name != "failing":
+            det.processing.roi_profiles.clear()
+            det.processing.roi_stats.rois = [Roi(10, 20, 60, 40, name="r1")]
+        loopscan(10, 0.005, det)
+        pp = statistics.median(timed_points(lambda: loopscan(100, 0.005, det), 100) for _ in range(repeat))
+        over = (pp - diode_pp) * 1e3
+        verdict = "meets" if over <= TARGET_MS else "misses"
+        counters = ", ".join(c.name for c in det.counter_groups.default)
+        print(
+            f"plugin {name:8s} loopscan(100, 0.005): {pp * 1e3:6.1f} ms per point, {over:+6.1f} ms over the "
+            f"diode ({verdict} the {TARGET_MS:.0f} ms target; {counters})"
+        )
+    det.proc_plugin = "legacy"
 
 
 if __name__ == "__main__":

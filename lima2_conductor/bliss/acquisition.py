@@ -197,7 +197,7 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         for channel in self.channels:
             name = channel.short_name
             # a sparse source's master file holds no frames dataset: read through GetFrame
-            master = tuple(masters[name]) if name in masters and channel.source == name else None
+            master = tuple(masters[name]) if name in masters and (channel.source == name or channel.vector) else None
             channel_runs = runs if name == main or runs is None else {**runs, "master_files": None}
             channel.configure(
                 self.uuid, frames.get(name, {}), master, channel_runs, keep_count=self.per_point and self._point > 0

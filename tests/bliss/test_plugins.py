@@ -240,3 +240,30 @@ def test_plugin_saving_names_each_source(det: Any) -> None:
     np.testing.assert_array_equal(
         scan.streams["det:fai_averint"][3], live_frame(det, 3, "fai_averint:dense").reshape(-1)
     )
+
+
+@pytest.mark.parametrize(
+    ("plugin", "name", "source"),
+    [("xpcs", "sparse_frame", "sparse_frame:dense"), ("fai", "fai_averint", "fai_averint:dense")],
+)
+def test_image_streams_during_the_scan(det: Any, plugin: str, name: str, source: str) -> None:
+    """While the scan runs, a blissdata client reads the plugin's frames by index and the
+    newest with -1 (from the conductor's GetFrame)."""
+    import gevent
+    from bliss.common.scans import loopscan
+
+    from lima2_conductor.cli.launcher import wait_for
+
+    det.proc_plugin = plugin
+    scan = loopscan(60, 0.05, det, run=False)
+    task = gevent.spawn(scan.run)
+    try:
+        wait_for(lambda: f"det:{name}" in scan.streams and len(scan.streams[f"det:{name}"]) >= 3, 30, "3 frames")
+        stream = scan.streams[f"det:{name}"]
+        running = not task.ready()
+        np.testing.assert_array_equal(stream[1].reshape(-1), live_frame(det, 1, source).reshape(-1))
+        newest = stream[-1]
+        assert newest.shape == stream[0].shape
+        assert running, "the scan ended before its frames were read"
+    finally:
+        task.get(timeout=60)

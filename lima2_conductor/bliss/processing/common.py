@@ -32,7 +32,7 @@ class Image:
     name: str
     saving: str = ""  # the params key of its saving channel ("" if never saved)
     sparse: bool = False  # read rebuilt as a dense image (GetFrame "<name>:dense")
-    vector: bool = False  # one curve per frame (FAI's radial integration)
+    vector: bool = False  # one curve per frame (FAI's radial integration), also read as "<name>:dense"
 
 
 def switch(name: str, **fields: Any) -> type[SettingsGroup]:
@@ -62,7 +62,8 @@ class ProcessingPlugin(EditRoisMixin):
         for attr, group in self.groups.items():
             setattr(self, attr, group(f"{key}:{attr}"))
         self.image_counters = [
-            FrameCounter(i.name, master, f"{i.name}:dense" if i.sparse else i.name, i.vector) for i in self.images
+            FrameCounter(i.name, master, f"{i.name}:dense" if i.sparse or i.vector else i.name, i.vector)
+            for i in self.images
         ]
         self._scalar_cc = ScalarController("others", master, *self.scalar) if self.scalar else None
         if self.has_rois:
