@@ -134,13 +134,16 @@ class Observer:
             self.device_states[d.name] = st
         return self.device_states
 
+    @property
+    def answered(self) -> list[bool]:
+        """The processing devices that answered the last progress read."""
+        return list(self._answered)
+
     async def read_progress(self, run: Run, grace: float | None = None) -> tuple[Progress, list[bool]]:
         """Read the counters of ``run`` (control and receivers: from the state poll just
-        made; processing: their progress), then its reduced data; the new progress (its
-        ``frame_rate`` left as is) and the processing devices' ``finished`` flags. The
-        processing devices' progress and flags are read before the reduced data, so that
-        once they say finished (and the states say ended) the data read after is complete:
-        the end of a run needs no further read."""
+        made; processing: their progress): the new progress (its ``frame_rate`` left as is)
+        and the processing devices' ``finished`` flags (:attr:`answered`: which of them
+        answered)."""
         ports = self.ports
         t = ports.poll_timeout_s
         p = run.progress
@@ -153,15 +156,7 @@ class Observer:
         )
         counters = [c for c, _ in replies]
         finished = [f for _, f in replies]
-        # Reduced data only from the devices that answered just now: a call to a device
-        # that does not answer holds a thread until its timeout, and piling them up tick
-        # after tick would starve every other call; its rows wait on the device.
-        answered = [reply is not default for reply, default in zip(replies, defaults, strict=True)]
-        self._answered = answered
-        try:
-            await run.pipeline.fetch(lambda d, action, coro: call(d, action, coro, t), answered)
-        except ConductorError as exc:
-            logger.warning("reduced data fetch: %s", exc)
+        self._answered = [reply is not default for reply, default in zip(replies, defaults, strict=True)]
         new = p.with_counters(
             acquired,
             dict(zip(run.receivers, xferred, strict=True)),

@@ -18,7 +18,7 @@ from dataclasses import replace
 from .checkpoints import MasterWrites
 from .completion import Completions, write_gapped
 from .errors import ConductorError
-from .fanout import fan_out
+from .fanout import call, fan_out
 from .lima2 import DeviceState
 from .ports import DatabaseCheck, Ports, ProcessingFinder
 from .run import Run, Verdict
@@ -75,7 +75,19 @@ class RunTracking(SystemRecord):
         self.publish()
 
     async def _observe_progress(self, run: Run, grace: float | None) -> None:
+        """The run's counters, then its reduced data. The processing devices' progress and
+        ``finished`` flags are read before the reduced data, so that once they say finished
+        (and the states say ended) the data read after is complete: the end of a run needs
+        no further read."""
         progress, finished = await self.observer.read_progress(run, grace)
+        # Reduced data only from the devices that answered just now: a call to a device
+        # that does not answer holds a thread until its timeout, and piling them up tick
+        # after tick would starve every other call; its rows wait on the device.
+        t = self.poll_timeout_s
+        try:
+            await run.pipeline.fetch(lambda d, action, coro: call(d, action, coro, t), self.observer.answered)
+        except ConductorError as exc:
+            logger.warning("reduced data fetch: %s", exc)
         now = self.clock()
         rate = run.rate.add(now, progress.nb_frames_xferred) if self.running else 0.0
         if self.run is run:
