@@ -352,7 +352,7 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
                 "acq_uuid": self.uuid,
                 "tango_name": self.client.name,
                 "run_state": self.run_state,
-                "acq_params": self._params(),
+                "acq_params": self.client.last_params or self._params(),  # as sent, detector part included
             }
         )
         if self.master_file:

@@ -91,6 +91,8 @@ def test_settings_make_the_frames(det: Any) -> None:
     y, x = np.unravel_index(np.argmax(frames[1][1:]), frames[1][1:].shape)
     assert (int(y) + 1, int(x)) == (40, 200)
     np.testing.assert_array_equal(scan.streams["det:frame"][1], frames[1])
+    meta = next(d["metadata"] for k, d in scan.scan_info["devices"].items() if k.endswith(":det"))
+    assert meta["acq_params"]["control"]["det"]["generator"]["pixel_type"] == "gray8"  # the scan's metadata
 
 
 def test_masterfile_metadata_in_the_master_file(det: Any) -> None:
