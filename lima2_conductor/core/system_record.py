@@ -10,6 +10,7 @@ preparation never change any of it: they return what they found, and the system 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -159,7 +160,7 @@ class SystemRecord:
                 p.unwatch()
         self.run = run
 
-    def spawn(self, coro: Awaitable[Any]) -> Any:
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         """Background work whose task is kept (and whose failure is logged)."""
         return self.background.spawn(coro)
 
