@@ -255,7 +255,7 @@ def test_software_trigger_through_the_conductor(conductor: tango.DeviceProxy) ->
 def test_info_and_schema(conductor: tango.DeviceProxy) -> None:
     c = conductor
     schema = json.loads(c.ParamsSchema())
-    assert set(schema) == {"control", "receiver", "processing"}
+    assert set(schema) == {"control", "receiver", "processing", "masterfile_metadata"}
     defaults = json.loads(c.DefaultParams())
     assert defaults["control"]["acq"]["nb_frames"] == c.acq_nb_frames
     c.Prepare("")
