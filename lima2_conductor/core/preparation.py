@@ -129,7 +129,7 @@ class Preparation:
             params = {"control": ctl, "receiver": rcv, "processing": proc}
             run = await self.new_run(uid, spec, params, det_info, user_metadata=user_metadata)
         except BaseException:
-            self.rollback_errors += await run_to_end(self.rollback([*prepared, *self._unanswered(sent)]))
+            await run_to_end(self._roll_back([*prepared, *self._unanswered(sent)]))
             raise
         self.phases_ms = {
             "params": round(1000 * (t1 - t0), 1),
@@ -237,6 +237,11 @@ class Preparation:
                         await exclusive(call(r, "erasePipeline", r.erase_pipeline(uid), self.ports.timeout_s))
             except ConductorError as exc:
                 logger.warning("cannot erase old pipelines: %s", exc)
+
+    async def _roll_back(self, devices: Sequence[DevicePort]) -> None:
+        """:meth:`rollback`, its errors kept by its own task: a cancel of the Prepare
+        meanwhile (a Stop, a Reset) does not lose them."""
+        self.rollback_errors += await self.rollback(devices)
 
     async def rollback(self, devices: Sequence[DevicePort]) -> list[ConductorError]:
         """Reset ``devices`` (those a Prepare reached); the errors of those that refused."""
