@@ -66,9 +66,6 @@ class RunPipeline:
         self.topology_name = topology_name
         hint = nb_frames or 1024
         self.stores = {s.name: ReducedStore(s, size_hint=hint) for s in spec.reduced(proc_params)}
-        # frames the last gapped master file lists as missing: written by the worker that
-        # writes it, read by the loop once it has awaited that worker
-        self.missing: list[int] = []
         self.savings = {
             s.name: master_file.Saving.from_params(proc_params[s.saving])
             for s in spec.saved_sources(proc_params)
@@ -195,7 +192,7 @@ class RunPipeline:
         """Write the master file(s) of the frames saved (blocking: run in a thread).
 
         ``gapped`` (a failed run): every saved frame, the frames nobody saved in between
-        listed as missing (:attr:`missing`), instead of the contiguous prefix. Any failure
+        listed as missing (:meth:`write_gapped_master` returns them), instead of the contiguous prefix. Any failure
         is a ``SavingError`` naming the file; returns the frame count and path of the main
         source's file."""
         total, path, _ = self.write_gapped_master(saved) if gapped else self._write(saved, False)
@@ -234,8 +231,6 @@ class RunPipeline:
                 raise SavingError(f"cannot write {path}: {exc}") from exc
             if not result[1]:
                 result = (total, path, list(missing))
-        if gapped:
-            self.missing = result[2]
         return result
 
 
