@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 import tango
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 ENDED = ("DONE", "STOPPED", "FAULT", GONE)
 FAILED = ("FAULT", GONE)
 PROGRESS = ("run_state", "nb_frames_acquired", "nb_frames_ready")
+IMAGE_PERIOD_S = 0.02
+"""How often, at most, the image streams are told of new frames while a run lasts."""
 
 
 class ConductorAcquisitionMaster(AcquisitionMaster):
@@ -271,11 +274,15 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         return 30.0 + 2 * period * max(1, frames)
 
     def reading(self) -> None:
-        """Emit progress while the run lasts; at its end, fail the scan if it failed."""
+        """Emit progress while the run lasts; at its end, fail the scan if it failed. The
+        image streams learn the frames available at most every ``IMAGE_PERIOD_S`` (as
+        Bliss's Lima2 polls), and at the end: not one Redis write per stream per point."""
         run = self.run
         assert run is not None
         last: dict[str, Any] = {}
         final = False
+        published = -1  # frames the image streams were told of
+        published_at = 0.0
         while True:
             v = dict(run.values)
             progress = {
@@ -285,18 +292,23 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
             }
             if progress != last:
                 self.emit_progress_signal(progress)
-                offset = self._point * self.npoints if self.per_point else 0  # frames of the earlier points
-                for channel in self.channels:
-                    channel.emit_progress(offset + int(v.get("nb_frames_ready", 0)))
                 last = progress
             state = progress["run_state"]
+            now = time.monotonic()
+            behind = progress["nb_frames_ready"] != published
+            if behind and (state in ENDED or now - published_at >= IMAGE_PERIOD_S):
+                offset = self._point * self.npoints if self.per_point else 0  # frames of the earlier points
+                for channel in self.channels:
+                    channel.emit_progress(offset + progress["nb_frames_ready"])
+                published, published_at, behind = progress["nb_frames_ready"], now, False
             if state in ENDED and not final:
                 run.refresh()  # the final counts, whatever the order events came in
                 final = True
                 continue
             if state in ENDED:
                 break
-            run.wait(lambda values, seen=dict(v): _changed(values, seen), timeout=0.5, needs=PROGRESS)
+            timeout = max(0.0, IMAGE_PERIOD_S - (now - published_at)) if behind else 0.5
+            run.wait(lambda values, seen=dict(v): _changed(values, seen), timeout=timeout, needs=PROGRESS)
         self.run_state = state
         self.ended = True
         self.det.last_run.update(run_state=state, frames_ready=progress["nb_frames_ready"])
