@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from .background import Background
@@ -141,9 +140,10 @@ class Observer:
 
     async def read_progress(self, run: Run, grace: float | None = None) -> tuple[Progress, list[bool]]:
         """Read the counters of ``run`` (control and receivers: from the state poll just
-        made; processing: their progress): the new progress (its ``frame_rate`` left as is)
-        and the processing devices' ``finished`` flags (:attr:`answered`: which of them
-        answered)."""
+        made; processing: their progress): the new progress (its ``frame_rate`` and
+        ``nb_frames_ready`` left as is: the frames ready depend on the reduced data read
+        after) and the processing devices' ``finished`` flags (:attr:`answered`: which of
+        them answered)."""
         ports = self.ports
         t = ports.poll_timeout_s
         p = run.progress
@@ -164,11 +164,7 @@ class Observer:
             run.spec.progress_counter,
             run.spec.saved_counter,
         )
-        processed = new.per_receiver(run.spec.progress_counter, run.receivers)
-        ready = run.pipeline.locator.frames_ready(processed)
-        if run.nb_frames:
-            ready = min(ready, run.nb_frames)
-        return replace(new, nb_frames_ready=ready), list(finished)
+        return new, list(finished)
 
     async def _progress(self, d: Any, default: Any, timeout: float, grace: float | None) -> Any:
         """A processing device's progress, or ``default`` when it fails or is still

@@ -70,6 +70,14 @@ class Run:
     def processed(self) -> list[int]:
         return self.per_receiver(self.spec.progress_counter)
 
+    def frames_ready(self, progress: Progress) -> int:
+        """The contiguous prefix of frames processed in ``progress``, as far as the
+        pipeline knows where frames are (dynamic dispatch learns it from the reduced
+        data: read the data first)."""
+        processed = progress.per_receiver(self.spec.progress_counter, self.receivers)
+        ready = self.pipeline.locator.frames_ready(processed)
+        return min(ready, self.nb_frames) if self.nb_frames else ready
+
     def observe(self, progress: Progress, finished: list[bool], now: float) -> None:
         """Take a new progress snapshot; remember when anything last moved."""
         if progress.key() != self.progress.key():
