@@ -39,3 +39,38 @@ def test_a_rollback_interrupted_by_stop_keeps_its_errors() -> None:
         assert any("cannot reset" in e for e in s.errors), s.errors
 
     asyncio.run(scenario())
+
+
+def test_a_frame_count_seen_after_a_trigger_is_not_taken_back_by_an_older_read() -> None:
+    """The control's count read right after a Trigger reaches the run at once; a tick whose
+    read of the control was made before must not set it back (a client would see the count
+    go down, then up again)."""
+
+    async def scenario() -> None:
+        f = FakeSystem()
+        s = f.system
+        views: list[int] = []
+        s.publish_to(lambda view: views.append(view.progress.nb_frames_acquired))
+        await s.prepare({})
+        await s.start()
+        await s.poll()
+        f.ctl.acquired = 4
+        gate = asyncio.Event()
+        answer = f.procs[0].progress
+
+        async def slow_progress() -> Any:
+            await gate.wait()
+            return await answer()
+
+        f.procs[0].progress = slow_progress  # type: ignore[method-assign]
+        tick = asyncio.ensure_future(s.poll())
+        await until(lambda: f.ctl.acquired == s.observer.counts.get("ctl"), "the tick read the control")
+        run = s.run
+        assert run is not None
+        s.acquired(run, 5)  # the trigger follower's newer count
+        gate.set()
+        await tick
+        assert run.progress.nb_frames_acquired == 5
+        assert views[-2:] == [5, 5]
+
+    asyncio.run(scenario())
