@@ -75,7 +75,8 @@ class RunTracking(SystemRecord):
         self.publish()
 
     async def _observe_progress(self, run: Run, grace: float | None) -> None:
-        """The run's counters, then its reduced data. The processing devices' progress and
+        """The run's counters, then its reduced data, then the frames ready (which dynamic
+        dispatch learns from the reduced data). The processing devices' progress and
         ``finished`` flags are read before the reduced data, so that once they say finished
         (and the states say ended) the data read after is complete: the end of a run needs
         no further read."""
@@ -94,7 +95,7 @@ class RunTracking(SystemRecord):
             # a run's frame count never goes down: one read after a Trigger may be newer than this tick's
             acquired = max(progress.nb_frames_acquired, run.progress.nb_frames_acquired)
             progress = replace(progress, nb_frames_acquired=acquired)
-            run.observe(replace(progress, frame_rate=rate), finished, now)
+            run.observe(replace(progress, frame_rate=rate, nb_frames_ready=run.frames_ready(progress)), finished, now)
 
     def acquired(self, run: Run, n: int) -> None:
         """The control's frame count, read right after a Trigger: at once in the view (a
