@@ -29,6 +29,7 @@ from .preparation import Preparation
 from .progress import Progress
 from .run import Run
 from .state import RunState, SystemState
+from .thread_rules import require_loop_thread
 from .topology import Topology
 from .view import ConductorView, snapshot
 
@@ -127,6 +128,7 @@ class SystemRecord:
         """Move the run state through the state machine: a command (``OperationNotAllowed``
         unless allowed; False for an allowed no-op) or an observation (a transition the
         table lacks is a bug: ``ValueError``)."""
+        require_loop_thread("a run state change")
         if trigger in state_machine.COMMANDS:
             new = state_machine.check(self.run_state, trigger)
             if new is None:
@@ -139,6 +141,7 @@ class SystemRecord:
         return True
 
     def record_error(self, message: str) -> None:
+        require_loop_thread("an error record")
         logger.error(message)
         self.errors.append(message)
         del self.errors[:-MAX_ERRORS]
@@ -150,11 +153,13 @@ class SystemRecord:
 
     def note(self, message: str) -> None:
         """One line of history (``GetInfo``), with the wall-clock time."""
+        require_loop_thread("a history line")
         self.history.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}")
         del self.history[:-MAX_ERRORS]
 
     def replace_run(self, run: Run | None) -> None:
         """``run`` becomes the current run; the subscriptions of the one it replaces end."""
+        require_loop_thread("a run change")
         if self.run is not None and self.run is not run:
             for p in self.run.processing:
                 p.unwatch()
@@ -181,6 +186,7 @@ class SystemRecord:
 
     def publish(self) -> None:
         """Hand a new snapshot to the callback (none is made while nobody listens)."""
+        require_loop_thread("a snapshot")
         if self._on_view is None:
             return
         self._on_view(

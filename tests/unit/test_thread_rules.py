@@ -189,3 +189,18 @@ def test_the_system_changes_its_state_in_the_event_loop_only(tmp_path: Path, sta
 
     asyncio.run(scenario())
     assert state_writes == []
+
+
+def test_the_system_refuses_a_state_change_from_another_thread() -> None:
+    """A request thread or a worker that changed the system's state would race the loop
+    silently: the system's writers refuse it at once."""
+    s = FakeSystem().system
+    for change in (
+        lambda: s.transition("Prepare"),
+        lambda: s.record_error("boom"),
+        lambda: s.note("a line"),
+        lambda: s.replace_run(None),
+        s.publish,
+    ):
+        assert isinstance(in_a_thread(change), WrongThread)
+    assert s.run_state == RunState.IDLE and not s.errors and not s.history
