@@ -6,7 +6,8 @@ Each tick has the system observe its devices; the system hands every new snapsho
 change events for what changed (from the event loop: never from another thread). The
 monitor writes no state of the system. The period is ``progress_event_period_ms`` while a
 run is active and 100 ms otherwise; right after a Trigger the control's frame count is
-followed closely, so a software-triggered scan sees its frame within a millisecond or two.
+followed closely, so that a software-triggered step scan does not wait a tick for each
+point's frame.
 """
 
 from __future__ import annotations
