@@ -66,6 +66,8 @@ class Completion:
 
 Writer = Callable[["Run", list[int]], Any]
 """``write(run, saved) -> (total, path, missing)``, blocking (run in a thread)."""
+Completed = Callable[["Run", int, str], None]
+"""``completed(run, total, path)``: the system records a completed master file on its run."""
 
 
 class Completions:
@@ -75,11 +77,13 @@ class Completions:
         self,
         write: Writer,
         note: Callable[[str], None],
+        completed: Completed,
         poll_timeout_s: float,
         period_s: float = PERIOD_S,
     ) -> None:
         self.write = write
         self.note = note
+        self.completed = completed
         self.poll_timeout_s = poll_timeout_s
         self.period_s = period_s
         self.records: list[Completion] = []
@@ -149,8 +153,7 @@ class Completions:
 
     async def _complete(self, record: Completion) -> None:
         total, path, missing = await asyncio.to_thread(self.write, record.run, list(record.saved))
-        record.run.master_file = path or record.run.master_file  # the run changes in the loop only
-        record.run.timings["master_file_frames"] = total
+        self.completed(record.run, total, path)  # the system records it on the run
         record.frames, record.missing = total, list(missing)
         record.state = "completed"
         record.completed_at = time.time()

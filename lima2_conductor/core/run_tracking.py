@@ -46,7 +46,8 @@ class RunTracking(SystemRecord):
         super().__init__(ports, topology, find_processing, clock, check_database)
         self.watchdog_s = watchdog_s
         self.master_writes = MasterWrites(checkpoint_s)
-        self.completions = Completions(write_gapped, self.note, ports.poll_timeout_s)  # failed runs' master files
+        # failed runs' master files, completed once their unreachable receivers answer
+        self.completions = Completions(write_gapped, self.note, self._completed, ports.poll_timeout_s)
         self.adoption_checked = False
         self._draining: Run | None = None
 
@@ -102,6 +103,13 @@ class RunTracking(SystemRecord):
         step scan waits for it); the rest follows at the next tick."""
         if self.run is run and n > run.progress.nb_frames_acquired:
             run.progress = replace(run.progress, nb_frames_acquired=n)
+            self.publish()
+
+    def _completed(self, run: Run, total: int, path: str) -> None:
+        """A failed run's master file, completed later, is the run's from now on."""
+        run.master_file = path or run.master_file
+        run.timings["master_file_frames"] = total
+        if run is self.run:
             self.publish()
 
     # -- adoption -----------------------------------------------------------------------

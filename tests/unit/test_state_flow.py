@@ -4,10 +4,12 @@ record (errors, run state) and in the snapshots it hands the device."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from lima2_conductor.core.completion import Completions
 from lima2_conductor.core.errors import ConductorError, DeviceError
 from lima2_conductor.core.state import RunState
 from tests.fakes import FakeSystem
@@ -72,5 +74,50 @@ def test_a_frame_count_seen_after_a_trigger_is_not_taken_back_by_an_older_read()
         await tick
         assert run.progress.nb_frames_acquired == 5
         assert views[-2:] == [5, 5]
+
+    asyncio.run(scenario())
+
+
+class ReadOnlyRun:
+    """What a completion reads of a failed run; any write to it raises."""
+
+    def __init__(self) -> None:
+        proc = SimpleNamespace(progress=self._progress)
+        for name, value in {
+            "uuid": "u1",
+            "receivers": ["rcv0", "rcv1"],
+            "master_file": "/data/m.h5",
+            "processing": [proc, proc],
+            "spec": SimpleNamespace(saved_counter="nb_frames_saved"),
+        }.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AssertionError(f"a completion wrote run.{name}")
+
+    def saved(self) -> list[int]:
+        return [2, 1]
+
+    async def _progress(self) -> tuple[dict[str, int], bool]:
+        return {"nb_frames_saved": 5}, True
+
+
+def test_a_completion_hands_its_master_file_to_the_system() -> None:
+    """The master file of a failed run completed later is recorded on the run by the system
+    (its parts never write its state): the completion hands over what it wrote."""
+
+    async def scenario() -> None:
+        handed: list[tuple[Any, int, str]] = []
+        done = Completions(
+            lambda run, saved: (10, "/data/m.h5", [7]),
+            lambda message: None,
+            lambda run, total, path: handed.append((run, total, path)),
+            0.2,
+            period_s=0.001,
+        )
+        run = ReadOnlyRun()
+        record = done.add(run, [1], [3, 5], 4)  # type: ignore[arg-type]
+        await until(lambda: record.state != "waiting", "the completion")
+        assert record.state == "completed" and handed == [(run, 10, "/data/m.h5")]
 
     asyncio.run(scenario())
