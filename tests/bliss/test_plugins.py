@@ -178,6 +178,7 @@ def test_switching_keeps_each_plugins_settings(det: Any) -> None:
     loopscan(2, 0.01, det)
     det.proc_plugin = "smx"
     assert det.processing.fai.cutoff_pick == 6.5
+    assert "Plugin smx (LimaProcessingSmx)" in det.__info__() and "cutoff_pick" in det.__info__()
     assert det.processing.roi_stats["r2"].width == 16
     assert {"nb_peaks", "r2_sum"} <= set(det.counters._fields)
     scan = loopscan(NPOINTS, 0.01, det)
@@ -207,6 +208,7 @@ def test_failing_scan_fails_with_the_reason_and_the_next_scan_works(det: Any) ->
 
     det.proc_plugin = "failing"
     assert list(det.counters._fields) == ["frame"]  # Bliss's; the class makes no frames
+    assert "failed_frame_idx" in det.processing.__info__()
     det.processing.failed_frame_idx = 3
     with pytest.raises(Exception, match="the Lima2 acquisition failed") as info:
         loopscan(NPOINTS, 0.01, det)
