@@ -14,10 +14,15 @@ import numpy as np
 
 from ..core.lima2 import (
     DEFAULT_PIXEL_TYPE,
+    FAI,
+    FAILING,
     INTERNAL_TRIGGER,
+    LEGACY,
     PIXEL_DTYPES,
+    SMX,
     SOFTWARE_TRIGGER,
     TRIGGER_MODES,
+    XPCS,
     pixel_dtype,
 )
 
@@ -169,11 +174,11 @@ def parse_json(text: str) -> Any:
 
 # -- processing plugins --------------------------------------------------------------------
 PLUGIN_CLASSES = {
-    "legacy": "LimaProcessingLegacy",
-    "smx": "LimaProcessingSmx",
-    "xpcs": "LimaProcessingXpcs",
-    "failing": "LimaProcessingFailing",
-    "fai": "LimaProcessingFai",
+    "legacy": LEGACY.class_name,
+    "smx": SMX.class_name,
+    "xpcs": XPCS.class_name,
+    "failing": FAILING.class_name,
+    "fai": FAI.class_name,
 }
 """Bliss's ``ProcPlugin`` names (lower case) and the processing class of each."""
 ALLOWED_VERSIONS = ("core-1.2", "dectris-1.2", "smartpix-1.2")
