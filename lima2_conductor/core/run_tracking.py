@@ -25,6 +25,7 @@ from .run import Run, Verdict
 from .state import RunState
 from .system_record import SystemRecord
 from .topology import Topology
+from .trigger_follow import TriggerFollower
 
 logger = logging.getLogger(__name__)
 TRACKED = (RunState.RUNNING, RunState.WAITING_FOR_PROC, RunState.STOPPING)
@@ -50,6 +51,7 @@ class RunTracking(SystemRecord):
         self.completions = Completions(write_gapped, self.note, self._completed, ports.poll_timeout_s)
         self.adoption_checked = False
         self._draining: Run | None = None
+        self.trigger_follower = TriggerFollower(self.control, self.poll_timeout_s, lambda: self.run, self.acquired)
 
     async def poll(self, grace: float | None = None) -> None:
         """One tick of observation; ``grace``: the longest a read holds the tick (a read
@@ -97,6 +99,13 @@ class RunTracking(SystemRecord):
             acquired = max(progress.nb_frames_acquired, run.progress.nb_frames_acquired)
             progress = replace(progress, nb_frames_acquired=acquired)
             run.observe(replace(progress, frame_rate=rate, nb_frames_ready=run.frames_ready(progress)), finished, now)
+
+    def triggered(self) -> None:
+        """A Trigger was sent (by :meth:`trigger`, or blocking from a request thread, which
+        then calls this in the loop): the control's frame count is followed until the
+        triggered frames are acquired."""
+        if self.run is not None:
+            self.trigger_follower.triggered(self.run)
 
     def acquired(self, run: Run, n: int) -> None:
         """The control's frame count, read right after a Trigger: at once in the view (a

@@ -159,6 +159,7 @@ class AcquisitionSystem(RunTracking):
         Prepare under way is cancelled, not waited for: its rollback ends on its own."""
         if self._erase_task is not None:
             self._erase_task.cancel()
+        self.trigger_follower.cancel()
         self.completions.close()
         if self._preparing is not None:
             self._preparing.cancel()
@@ -211,6 +212,7 @@ class AcquisitionSystem(RunTracking):
     async def trigger(self) -> None:
         self.check("Trigger")
         await call(self.control, "Trigger", self.control.trigger(), self.timeout_s)
+        self.triggered()
 
     async def stop(self) -> None:
         """Stop the run (or cancel a Prepare); when nothing runs, stop any device still running."""

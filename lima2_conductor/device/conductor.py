@@ -228,15 +228,14 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
     def Trigger(self) -> None:
         """Served in the request thread (a step scan sends one per point): with a backend
         that offers it, the control is triggered by a blocking call, without waiting for
-        the event loop; the monitor then follows the control's frame count."""
+        the event loop; the system then follows the control's frame count."""
         system = self.system
         if isinstance(system.control, BlockingControl):
             system.check("Trigger")
             system.control.trigger_now()
+            self.loop.call_soon_threadsafe(system.triggered)
         else:
             self.in_loop(system.trigger())
-        if self.monitor is not None:
-            self.loop.call_soon_threadsafe(self.monitor.follow_trigger)
 
     @command(
         doc_in="Stops the running acquisition (or cancels a Prepare); the run ends STOPPED. "

@@ -5,9 +5,7 @@ Each tick has the system observe its devices; the system hands every new snapsho
 :meth:`Monitor.show` (its one callback), which keeps it as the device's view and pushes
 change events for what changed (from the event loop: never from another thread). The
 monitor writes no state of the system. The period is ``progress_event_period_ms`` while a
-run is active and 100 ms otherwise; right after a Trigger the control's frame count is
-followed closely, so that a software-triggered step scan does not wait a tick for each
-point's frame.
+run is active and 100 ms otherwise.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from tango import DevState
 
 from ..core.devencoded import decode_frame
 from ..core.errors import ConductorError
-from ..core.ports import BlockingControl
 from ..core.system import AcquisitionSystem
 from ..core.view import ConductorView
 from ..server.pushed_values import PushedValues, require_loop_thread
@@ -62,22 +59,6 @@ MAX_PERIOD_S = 0.5
 """The budget never stretches the period beyond this: progress at least twice a second,
 and a hung device (whose calls make ticks long, while the process's CPU counts other
 work too) is still found offline within a few seconds."""
-TRIGGER_POLL_S = 0.00025
-"""How often the control's frame count is read while a triggered frame is due."""
-EARLY_S = 0.002
-"""Reading starts this long before the triggered frame's exposure is over."""
-
-
-def _count_until(count_now: Callable[[], int], target: Callable[[], int], deadline: float) -> int:
-    """Read the control's frame count (blocking) until it reaches ``target()`` or the
-    deadline passes; the last count."""
-    while True:
-        n = count_now()
-        if n >= target() or time.monotonic() >= deadline:
-            return n
-        time.sleep(TRIGGER_POLL_S)
-
-
 IMAGE_READY = "last_image_ready"
 BY_NAME = {spec.name: spec for spec in VIEW_ATTRS}
 
@@ -95,12 +76,9 @@ class Monitor:
         self.events = 0
         self._pushed: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
-        self._follow: asyncio.Task[None] | None = None
         self._image: asyncio.Task[None] | None = None  # the last_image refresh under way
         self._image_at = 0.0
         self._image_run = ""
-        self._trigger_run = ""
-        self._trigger_target = 0
         # scalars only: Tango's polling buffer cannot hold an empty spectrum (spectra,
         # which change rarely, are read live)
         self.values = PushedValues(device, [*(spec.name for spec in VIEW_ATTRS if not spec.max_dim_x), IMAGE_READY])
@@ -109,9 +87,9 @@ class Monitor:
         self._task = asyncio.ensure_future(self._loop())
 
     def stop(self) -> list[asyncio.Task[None]]:
-        """Cancel the loop and the trigger follower, without waiting for them (an Init
+        """Cancel the loop and the live image fetch, without waiting for them (an Init
         never waits on a tick); the tasks, which end on their own."""
-        tasks = [t for t in (self._task, self._follow, self._image) if t is not None and not t.done()]
+        tasks = [t for t in (self._task, self._image) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
         return tasks
@@ -197,49 +175,6 @@ class Monitor:
     def publish_settings(self) -> None:
         for s in SETTINGS:
             self._push(s.name, self.device.settings[s.key])
-
-    # -- software trigger -------------------------------------------------------------------
-    def follow_trigger(self) -> None:
-        """A Trigger was sent: follow the control's frame count closely until every frame
-        triggered so far is acquired."""
-        system = self.device.system
-        run = system.run
-        if run is None:
-            return
-        if self._trigger_run != run.uuid:
-            self._trigger_run, self._trigger_target = run.uuid, 0
-        per_trigger = int(run.params["control"]["acq"].get("nb_frames_per_trigger", 1) or 1)
-        self._trigger_target = max(self._trigger_target, run.progress.nb_frames_acquired) + per_trigger
-        if self._follow is None or self._follow.done():
-            self._follow = asyncio.ensure_future(self._follow_trigger())
-
-    async def _follow_trigger(self) -> None:
-        system = self.device.system
-        run = system.run
-        if run is None:
-            return
-        expo = run.params["control"]["acq"].get("expo_time", 0) / 1e6
-        count_now = system.control.count_now if isinstance(system.control, BlockingControl) else None
-        await asyncio.sleep(max(0.0, expo - EARLY_S))  # no frame before its exposure ends
-        while system.run is run and run.progress.nb_frames_acquired < self._trigger_target:
-            deadline = time.monotonic() + expo + 1.0
-            try:
-                if count_now is not None:  # in a worker thread: one hop per frame, not per read
-                    n = await asyncio.to_thread(_count_until, count_now, lambda: self._trigger_target, deadline)
-                else:
-                    n = await self._count_until(system, deadline)
-            except (ConductorError, TimeoutError):
-                return
-            if n <= run.progress.nb_frames_acquired or system.run is not run:
-                return  # no frame before the deadline: the monitor's ticks take over
-            system.acquired(run, n)  # in the view at once: a step scan waits for it
-
-    async def _count_until(self, system: Any, deadline: float) -> int:
-        while True:
-            n = int(await asyncio.wait_for(system.control.nb_frames_acquired(), system.poll_timeout_s))
-            if n >= self._trigger_target or time.monotonic() >= deadline:
-                return n
-            await asyncio.sleep(TRIGGER_POLL_S)
 
     # -- live image -------------------------------------------------------------------------
     def _refresh_image(self) -> None:

@@ -121,3 +121,27 @@ def test_a_completion_hands_its_master_file_to_the_system() -> None:
         assert record.state == "completed" and handed == [(run, 10, "/data/m.h5")]
 
     asyncio.run(scenario())
+
+
+def test_after_a_trigger_the_system_follows_the_control_until_the_frame_is_acquired() -> None:
+    """A step scan waits for each point's frame: after a Trigger, the system reads the
+    control's count until the triggered frame is there and publishes it at once, without
+    waiting for a tick."""
+
+    async def scenario() -> None:
+        f = FakeSystem()
+        s = f.system
+        views: list[int] = []
+        s.publish_to(lambda view: views.append(view.progress.nb_frames_acquired))
+        await s.prepare({"control": {"acq": {"trigger_mode": "software", "expo_time": 1000}}})
+        await s.start()
+        run = s.run
+        assert run is not None
+        await s.trigger()
+        await asyncio.sleep(0.01)
+        assert run.progress.nb_frames_acquired == 0  # not acquired yet: nothing published
+        f.ctl.acquired = 1  # the frame arrives, no tick runs
+        await until(lambda: run.progress.nb_frames_acquired == 1, "the triggered frame followed")
+        assert views[-1] == 1
+
+    asyncio.run(scenario())
