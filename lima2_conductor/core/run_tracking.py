@@ -150,7 +150,12 @@ class RunTracking(SystemRecord):
 
     # -- the run's verdict ------------------------------------------------------------------
     async def _track(self, run: Run) -> None:
-        """Advance ``run`` from what was observed: end, failure, watchdog."""
+        """Advance ``run`` from what was observed: end, failure, watchdog. A run that a
+        Reset forgot while this tick read it is left alone (its master file too)."""
+        if self.run is not run:
+            if self._draining is run:
+                self._draining = None
+            return
         if run is self._draining:
             await self._drain(run)
             return
