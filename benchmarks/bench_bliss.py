@@ -95,7 +95,7 @@ def run(work: Path, repeat: int) -> None:
     from bliss.config.static import get_config
     from bliss.controllers.lima.roi import ArcRoi, Roi
 
-    from lima2_conductor.bliss.acquisition import ConductorAcquisitionMaster
+    from lima2_conductor.bliss.acquisition_master import ConductorAcquisitionMaster
 
     config = get_config()
     session = config.get("lima2_session")

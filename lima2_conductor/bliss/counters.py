@@ -168,7 +168,7 @@ class DetectorController(CounterController, HasMetadataForScanExclusive, HasMeta
     def get_acquisition_object(
         self, acq_params: dict[str, Any], ctrl_params: dict[str, Any], parent_acq_params: dict[str, Any]
     ) -> Any:
-        from .acquisition import ConductorAcquisitionMaster
+        from .acquisition_master import ConductorAcquisitionMaster
 
         return ConductorAcquisitionMaster(self, ctrl_params=ctrl_params, **acq_params)
 
@@ -201,7 +201,7 @@ class ReducedDataController(CounterController):
     def get_acquisition_object(
         self, acq_params: dict[str, Any], ctrl_params: dict[str, Any], parent_acq_params: dict[str, Any]
     ) -> Any:
-        from .acquisition import ReducedDataAcquisitionSlave
+        from .reduced_data_slave import ReducedDataAcquisitionSlave
 
         return ReducedDataAcquisitionSlave(
             self,

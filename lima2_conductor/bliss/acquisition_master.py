@@ -1,4 +1,5 @@
-"""Acquisition objects: the master that drives the conductor, the reduced-data slaves.
+"""The acquisition master of a scan: it drives the conductor's runs and fails the scan
+with the conductor's reasons (the reduced-data slaves read what its runs make).
 
 Step scans (software trigger): Prepare and Start once, one Trigger per point (sent
 without waiting: its reply is collected while the frame is exposed, and a refused
@@ -11,28 +12,26 @@ scan Stops it; a failed run fails the scan with the conductor's reasons.
 from __future__ import annotations
 
 import logging
-import os
-import time
 from typing import Any
 
 import tango
 from bliss.common.greenlet_utils import KillMask
-from bliss.scanning.chain import AcquisitionMaster, AcquisitionSlave
+from bliss.scanning.chain import AcquisitionMaster
 
-from ..core.lima2 import INTERNAL_TRIGGER, SOFTWARE_TRIGGER, master_file_name
+from ..core.lima2 import INTERNAL_TRIGGER, SOFTWARE_TRIGGER
 from .channel import ConductorImageChannel
 from .client import GONE, AcquisitionFailed, ConductorClient, Run, devfailed_text
+from .frame_saving import FrameSavingMixin
+from .image_feed import ImageFeed
 from .params import FINISHED, control_params
 
 logger = logging.getLogger(__name__)
 ENDED = ("DONE", "STOPPED", "FAULT", GONE)
 FAILED = ("FAULT", GONE)
 PROGRESS = ("run_state", "nb_frames_acquired", "nb_frames_ready")
-IMAGE_PERIOD_S = 0.02
-"""How often, at most, the image streams are told of new frames while a run lasts."""
 
 
-class ConductorAcquisitionMaster(AcquisitionMaster):
+class ConductorAcquisitionMaster(FrameSavingMixin, AcquisitionMaster):
     """Drives one conductor run (or one run per point in internal trigger mode)."""
 
     def __init__(self, controller: Any, ctrl_params: dict[str, Any] | None = None, **acq_params: Any) -> None:
@@ -61,6 +60,7 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         self.master_file: tuple[str, str] | None = None
         self.master_files: list[tuple[str, str]] = []
         self._saving: dict[str, Any] = {"enabled": False}
+        self.images = ImageFeed(self.channels)
         # one run per point (internal trigger in a step scan, as Bliss's Lima2 prepares
         # each point): each point saves under its own prefix, the frame stream counts on
         self.scan_points = int(self.acq_params.get("scan_npoints", 0))
@@ -107,52 +107,6 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         )
         self._counters[counter].append(self.channels[-1])
 
-    def set_device_saving(self, directory: str | None, prefix: str | None, force_no_saving: bool = False) -> None:
-        """Called by the scan writer: save frames where and as the scan says, or not at all
-        (each source's files are named with the scan's prefix plus the source's name)."""
-        settings = self.det.processing.saving
-        if force_no_saving or not directory or not self.channels or not settings.enabled:
-            self._saving = {"enabled": False}
-            return
-        os.makedirs(directory, exist_ok=True)
-        self._saving = {
-            "enabled": True,
-            "base_path": directory,
-            "filename_prefix": prefix or "",
-            "nx_detector_name": self.name,
-        }
-
-    @property
-    def sources(self) -> list[str]:
-        """The frame sources whose counters are in the scan (Bliss saves only those)."""
-        return [counter.name for counter in self._counters]
-
-    @property
-    def main_source(self) -> str:
-        """The source whose master file the scan's metadata names: ``frame`` if in the scan."""
-        sources = self.sources
-        return "frame" if "frame" in sources or not sources else sources[0]
-
-    def _point_saving(self, point: int, source: str = "") -> dict[str, Any]:
-        """The saving params of ``source`` (default the main one) in ``point``'s run; one
-        run per point saves each under the scan's prefix plus the point number (no run
-        writes over another's files)."""
-        source = source or self.main_source
-        if not self._saving["enabled"] or source not in self.sources:
-            return {"enabled": False}
-        prefix = f"{self._saving['filename_prefix']}{source}"
-        if self.per_point:
-            prefix = f"{prefix}_{point:04d}"
-        return {**self._saving, "filename_prefix": prefix}
-
-    def _point_master_files(self, dataset: str) -> list[tuple[str, str]]:
-        """Master file of every point of a one-run-per-point scan (empty if not saved or
-        the number of points is unknown)."""
-        if not self._saving["enabled"] or not self.per_point or self.scan_points <= 0:
-            return []
-        base = self._saving["base_path"]
-        return [(os.path.join(base, master_file_name(self._point_saving(p))), dataset) for p in range(self.scan_points)]
-
     # -- chain hooks ----------------------------------------------------------------------
     def _params(self) -> dict[str, Any]:
         p = self.acq_params
@@ -184,27 +138,10 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         self._prepared = True
         values = self.client.read_many(["master_files", "frame_channels"])
         masters = _json(values["master_files"])
-        main = self.main_source
-        self.master_file = tuple(masters[main]) if main in masters else None  # type: ignore[assignment]
+        runs = self._run_master_files(masters)
         frames = _json(values["frame_channels"])
-        runs = None
-        if self.per_point:
-            if self._point <= 0 and self.master_file:
-                self.master_files = self._point_master_files(self.master_file[1])
-                if self.master_files and self.master_files[0] != self.master_file:
-                    logger.warning(
-                        "%s: master files named unlike %s: earlier points not readable", self.name, self.master_file
-                    )
-                    self.master_files = []
-            runs = {"frames_per_run": self.npoints, "master_files": [list(m) for m in self.master_files] or None}
-        for channel in self.channels:
-            name = channel.short_name
-            # a sparse source's master file holds no frames dataset: read through GetFrame
-            master = tuple(masters[name]) if name in masters and (channel.source == name or channel.vector) else None
-            channel_runs = runs if name == main or runs is None else {**runs, "master_files": None}
-            channel.configure(
-                self.uuid, frames.get(name, {}), master, channel_runs, keep_count=self.per_point and self._point > 0
-            )
+        keep_count = self.per_point and self._point > 0
+        self.images.configure(self.uuid, masters, frames, runs, self.main_source, keep_count=keep_count)
         self.client.watcher.subscribe()
         self.run.refresh()
         self.det.last_run = {"uuid": self.uuid, "frames": self.run_frames, "trigger_mode": self.trigger_mode}
@@ -274,15 +211,13 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
         return 30.0 + 2 * period * max(1, frames)
 
     def reading(self) -> None:
-        """Emit progress while the run lasts; at its end, fail the scan if it failed. The
-        image streams learn the frames available at most every ``IMAGE_PERIOD_S`` (as
-        Bliss's Lima2 polls), and at the end: not one Redis write per stream per point."""
+        """Emit progress while the run lasts, and feed the image streams; at its end, fail
+        the scan if it failed."""
         run = self.run
         assert run is not None
         last: dict[str, Any] = {}
         final = False
-        published = -1  # frames the image streams were told of
-        published_at = 0.0
+        self.images.restart()
         while True:
             v = dict(run.values)
             progress = {
@@ -294,20 +229,15 @@ class ConductorAcquisitionMaster(AcquisitionMaster):
                 self.emit_progress_signal(progress)
                 last = progress
             state = progress["run_state"]
-            now = time.monotonic()
-            behind = progress["nb_frames_ready"] != published
-            if behind and (state in ENDED or now - published_at >= IMAGE_PERIOD_S):
-                offset = self._point * self.npoints if self.per_point else 0  # frames of the earlier points
-                for channel in self.channels:
-                    channel.emit_progress(offset + progress["nb_frames_ready"])
-                published, published_at, behind = progress["nb_frames_ready"], now, False
+            offset = self._point * self.npoints if self.per_point else 0  # frames of the earlier points
+            due = self.images.offer(progress["nb_frames_ready"], offset, state in ENDED)
             if state in ENDED and not final:
                 run.refresh()  # the final counts, whatever the order events came in
                 final = True
                 continue
             if state in ENDED:
                 break
-            timeout = max(0.0, IMAGE_PERIOD_S - (now - published_at)) if behind else 0.5
+            timeout = 0.5 if due is None else due
             run.wait(lambda values, seen=dict(v): _changed(values, seen), timeout=timeout, needs=PROGRESS)
         self.run_state = state
         self.ended = True
@@ -387,90 +317,3 @@ def _json(text: str) -> dict[str, Any]:
 
 def _changed(values: dict[str, Any], seen: dict[str, Any]) -> bool:
     return any(values.get(k) != seen.get(k) for k in ("run_state", "nb_frames_acquired", "nb_frames_ready"))
-
-
-class ReducedDataAcquisitionSlave(AcquisitionSlave):
-    """Emits the rows of one reduced-data source, in frame order, as they arrive."""
-
-    def __init__(self, controller: Any, npoints: int, prepare_once: bool, ctrl_params: Any = None) -> None:
-        super().__init__(
-            controller,
-            npoints=npoints,
-            prepare_once=prepare_once,
-            start_once=prepare_once,
-            ctrl_params=ctrl_params,
-        )
-        self._stop_requested = False
-        self._cursor = 0  # frames of the run ``_cursor_run`` emitted so far
-        self._cursor_run = ""
-
-    def prepare(self) -> None:
-        self._stop_requested = False
-
-    def start(self) -> None:
-        pass
-
-    def trigger(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        self._stop_requested = True
-
-    def reading(self) -> None:
-        master = self.parent
-        client: ConductorClient = master.client
-        run: Run = master.run
-        device = self.device
-        by_channel: dict[int, list[tuple[str, Any]]] = {}
-        lengths: dict[int, int] = {}
-        for counter, channels in self._counters.items():
-            index = device.channel_index(counter)
-            by_channel.setdefault(index, []).extend((counter.field, ch) for ch in channels)
-            lengths[index] = int(counter.row_length)
-        lengths = {index: lengths[index] for index in sorted(lengths)}
-        total = master.run_frames
-        if not lengths:
-            return
-        if self._cursor_run != run.uuid:  # a new run (one per point in internal trigger)
-            self._cursor, self._cursor_run = 0, run.uuid
-
-        def more(v: dict[str, Any]) -> bool:
-            return int(v.get("reduced_data_ready", 0)) > self._cursor or str(v.get("run_state")) in ENDED
-
-        # the cursor outlives this task: Bliss spawns the reading again at a trigger when
-        # it has ended (a short run), and no frame may be emitted twice
-        while not self._stop_requested and (total <= 0 or self._cursor < total):
-            run.wait(more, timeout=0.5, needs=("run_state", "reduced_data_ready"), poll_period=0.02)
-            if self._stop_requested:
-                return
-            ended = str(run.values.get("run_state")) in ENDED
-            n = self._emit(client, lengths, by_channel, self._cursor)
-            self._cursor += n
-            if ended and n == 0:
-                return
-
-    def _emit(
-        self,
-        client: ConductorClient,
-        lengths: dict[int, int],
-        by_channel: dict[int, list[Any]],
-        cursor: int,
-    ) -> int:
-        """Fetch and emit the rows of frames ``cursor``... (the same frames for every
-        channel); the number of frames emitted."""
-        source, dtype = self.device.source, self.device.row_dtype
-        order = list(lengths)
-        blocks = {order[0]: client.reduced_rows(source, order[0], cursor, 0, dtype)}
-        n = len(blocks[order[0]]) // lengths[order[0]]
-        if n == 0:
-            return 0
-        for index in order[1:]:
-            blocks[index] = client.reduced_rows(source, index, cursor, n, dtype)
-            n = min(n, len(blocks[index]) // lengths[index])
-        for index in order:
-            rows = blocks[index][: n * lengths[index]]
-            if source == "roi_profile":
-                rows = rows.reshape(n, lengths[index])
-            for field, channel in by_channel[index]:
-                channel.emit(rows[field])
-        return n
