@@ -9,7 +9,7 @@ import numpy as np
 
 from lima2_conductor.core.devencoded import encode_frame, encode_rows
 from lima2_conductor.core.errors import DeviceError, DeviceOffline
-from lima2_conductor.core.lima2 import STATS_DTYPE, DeviceState
+from lima2_conductor.core.lima2 import CORE_VERSION, STATS_DTYPE, DeviceState
 from lima2_conductor.core.ports import ControlPort, ProcessingPort, ReceiverPort
 from lima2_conductor.core.system import AcquisitionSystem
 from lima2_conductor.core.topology import RoundRobin, Topology
@@ -115,6 +115,9 @@ class FakeDevice:
 
     async def proc_schema(self, class_name: str) -> dict[str, Any]:
         return proc_params_schema()
+
+    async def proc_version(self, class_name: str) -> str:
+        return CORE_VERSION
 
     async def nb_frames_acquired(self) -> int:
         return self.acquired

@@ -423,6 +423,21 @@ class TangoReceiver(TangoDevice):
     async def proc_schema(self, class_name: str) -> dict[str, Any]:
         return await self._class_schema(class_name, "proc_params")
 
+    async def proc_version(self, class_name: str) -> str:
+        """Not cached: a Lima2 server rewrites it when it starts, and clients check it
+        before choosing a class."""
+
+        def fetch() -> str:
+            values = list(tango.Database().get_class_property(class_name, "Version").get("Version", []))
+            if not values or not str(values[0]).strip():
+                raise NotFound(f"no Version for class {class_name} in the Tango database", self.name)
+            return str(values[0]).strip()
+
+        try:
+            return await asyncio.to_thread(fetch)
+        except tango.DevFailed as exc:
+            raise translate(exc, self.name, "read Version") from None
+
     async def proc_params(self) -> dict[str, Any]:
         return await self.read_json("proc_params")
 

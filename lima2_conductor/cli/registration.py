@@ -35,6 +35,8 @@ CONDUCTOR_READ_ONLY_COMMANDS: tuple[str, ...] = (
     "GetInfo",
     "DefaultParams",
     "ParamsSchema",
+    "ClassDefaultParams",
+    "ClassParamsSchema",
 )
 """The conductor's commands that change nothing (every other one acts on the run:
 Prepare, Start, Trigger, Stop, Close, Reset; Init re-creates the device)."""

@@ -61,7 +61,7 @@ class Preparation:
         failure) and build the run."""
         t0 = self.clock()
         spec = _pipeline_of(user, overrides)
-        overrides = _channel_overrides(spec, overrides)
+        overrides = channel_overrides(spec, overrides)
         rcv0 = self.ports.receivers[0]
         if self.check_database is not None:
             # schemas come from the database (unless cached): a client call to a database that
@@ -277,7 +277,7 @@ def _pipeline_of(user: dict[str, Any], overrides: dict[str, Any]) -> lima2.Pipel
         raise ParamError(f"processing params $.class_name: {exc.args[0]}") from None
 
 
-def _channel_overrides(spec: lima2.PipelineSpec, overrides: dict[str, Any]) -> dict[str, Any]:
+def channel_overrides(spec: lima2.PipelineSpec, overrides: dict[str, Any]) -> dict[str, Any]:
     """The conductor's saving settings applied to every saving channel of the class."""
     proc = overrides.get("processing")
     if not isinstance(proc, dict) or "saving" not in proc or "saving" in spec.saving_channels:

@@ -8,15 +8,15 @@ from typing import Any
 
 import tango
 from tango import DispLevel
-from tango.server import command
+from tango.server import attribute, command
 
 from ..core import lima2
 from ..core.devencoded import encode_rows
 from ..core.errors import ParamError
 from ..core.lookup import cached_where, newest_getter, requested_source
-from ..core.nexus_tree import USER_METADATA_SCHEMA
-from ..core.params import deep_merge, defaults_from_schema, settings_overrides
-from .errors import tango_errors
+from ..core.params import settings_overrides
+from ..core.processing_classes import class_defaults, class_schemas, known_class, offers
+from .errors import raise_devfailed, tango_errors
 
 
 class DataCommands:
@@ -90,31 +90,58 @@ class DataCommands:
     @command(dtype_out=str, doc_out="Default params of the next Prepare (JSON), settings included")
     @tango_errors
     async def DefaultParams(self) -> str:
-        s = self.system
-        spec = _spec("")
-        o = settings_overrides(self.settings)
-        ctl_schema = await s.control.acq_schema()
-        proc_schema = await s.receivers[0].proc_schema(spec.class_name)
-        return json.dumps(
-            {
-                "control": deep_merge(defaults_from_schema(ctl_schema), o["control"]),
-                "processing": deep_merge(defaults_from_schema(proc_schema), o["processing"]),
-            }
-        )
+        return await self._class_defaults("")
 
     @command(dtype_out=str, doc_out="JSON schemas of the params (control, receiver, processing, masterfile_metadata)")
     @tango_errors
     async def ParamsSchema(self) -> str:
+        return await self._class_schemas("")
+
+    @command(
+        dtype_in=str,
+        doc_in='A processing class (one of processing_classes; "" = the default class)',
+        dtype_out=str,
+        doc_out="As DefaultParams, for a Prepare of that class (JSON)",
+    )
+    @tango_errors
+    async def ClassDefaultParams(self, class_name: str) -> str:
+        return await self._class_defaults(class_name)
+
+    async def _class_defaults(self, class_name: str) -> str:
         s = self.system
-        spec = _spec("")
-        return json.dumps(
-            {
-                "control": await s.control.acq_schema(),
-                "receiver": await s.receivers[0].acq_schema(),
-                "processing": await s.receivers[0].proc_schema(spec.class_name),
-                "masterfile_metadata": USER_METADATA_SCHEMA,
-            }
-        )
+        spec = known_class(class_name)
+        overrides = settings_overrides(self.settings)
+        return json.dumps(await class_defaults(s.control, s.receivers[0], spec, overrides, s.timeout_s))
+
+    @command(
+        dtype_in=str,
+        doc_in='A processing class (one of processing_classes; "" = the default class)',
+        dtype_out=str,
+        doc_out="As ParamsSchema, for a Prepare of that class (JSON)",
+    )
+    @tango_errors
+    async def ClassParamsSchema(self, class_name: str) -> str:
+        return await self._class_schemas(class_name)
+
+    async def _class_schemas(self, class_name: str) -> str:
+        s = self.system
+        spec = known_class(class_name)
+        return json.dumps(await class_schemas(s.control, s.receivers[0], spec, s.timeout_s))
+
+    @attribute(
+        dtype=str,
+        label="Processing classes",
+        doc="JSON: every processing class the conductor conducts -> offered (the receivers publish "
+        'its proc_params schema), version (its Lima2 Version, "" if unknown), default, error (why not '
+        'offered or no version, "" if none); read from the receivers\' Tango classes at each read',
+        display_level=DispLevel.EXPERT,
+    )
+    async def processing_classes(self) -> str:
+        try:
+            s = self.system
+        except ParamError as exc:
+            raise_devfailed(exc, f"{self.get_name()}.processing_classes")
+        return json.dumps(await offers(s.receivers[0], s.timeout_s), sort_keys=True)
 
     @command(
         dtype_out=str,
@@ -150,13 +177,6 @@ class DataCommands:
 def _check_index(frame_idx: int) -> None:
     if frame_idx < -1:
         raise ParamError(f"frame index {frame_idx} must be >= 0, or -1 for the newest")
-
-
-def _spec(class_name: str) -> lima2.PipelineSpec:
-    try:
-        return lima2.pipeline(class_name or lima2.DEFAULT_PIPELINE)
-    except KeyError as exc:
-        raise ParamError(str(exc.args[0])) from None
 
 
 def _long_string(argin: Any, nb_ints: int, command: str) -> tuple[list[int], list[str]]:
