@@ -10,7 +10,6 @@ x length frames) is the same dataset marked as a spectrum.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ import numpy.typing as npt
 
 from .master_file import Saving
 from .master_publish import published
-from .nexus_tree import write_tree
+from .nexus_tree import write_master_tree
 from .thread_rules import forbid_loop_thread
 from .topology import FileMapping
 
@@ -69,34 +68,15 @@ def write(
             h5py.h5d.create(parent.id, b"data", h5py.h5t.py_create(dtype), vspace, dcpl=dcpl).close()
             dset = f[saving.data_path]
             dset.attrs["interpretation"] = "spectrum" if vector else "image"
-            entry, inst, det = (
-                f[saving.entry],
-                f[saving.entry][saving.instrument],
-                f[saving.entry][saving.instrument][saving.detector],
-            )
-            f.attrs.update(
-                {
-                    "NX_class": "NXroot",
-                    "default": saving.entry,
-                    "file_name": path,
-                    "creator": "lima2-tango-conductor",
-                    "file_time": datetime.now(UTC).isoformat(),
-                }
-            )
-            entry.attrs.update({"NX_class": "NXentry", "default": f"{saving.instrument}/{saving.detector}/plot"})
-            entry["program_name"] = "Conductor.MasterFile.Dense"
-            entry["program_name"].attrs["version"] = "2.0"
-            inst.attrs.update({"NX_class": "NXinstrument", "default": f"{saving.detector}/plot"})
-            det.attrs.update({"NX_class": "NXdetector", "default": "plot"})
-            f[f"{saving.entry}/measurement/data"] = dset
-            f[f"{saving.entry}/measurement"].attrs["NX_class"] = "NXcollection"
-            det["plot/data"] = dset
+            det = f[saving.entry][saving.instrument][saving.detector]
+            det["plot/data"] = dset  # before the metadata: "plot" is the master file's own
             det["plot"].attrs.update({"NX_class": "NXdata", "signal": "data"})
-            for key, value in metadata.get("detector", {}).items():
-                write_tree(det, key, value)
-            cond = entry.create_group("conductor")
-            cond.attrs["NX_class"] = "NXcollection"
-            cond["uuid"] = metadata.get("uuid", "")
+            program = ("Conductor.MasterFile.Dense", "2.0")
+            entry, inst, det, cond = write_master_tree(f, saving, path, dset, program, metadata)
+            f.attrs["default"] = saving.entry
+            entry.attrs["default"] = f"{saving.instrument}/{saving.detector}/plot"
+            inst.attrs["default"] = f"{saving.detector}/plot"
+            det.attrs["default"] = "plot"
             cond["topology"] = metadata.get("topology", "")
             cond["nb_frames"] = total
             if "missing_frames" in metadata:  # a failed run: frames no receiver saved (fill value)

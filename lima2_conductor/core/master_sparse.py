@@ -8,14 +8,13 @@ receivers' files as they stand.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from .master_file import Saving
 from .master_publish import published
-from .nexus_tree import write_tree
+from .nexus_tree import write_master_tree
 from .thread_rules import forbid_loop_thread
 
 
@@ -67,29 +66,5 @@ def write(path: str, saving: Saving, nb_receivers: int, metadata: dict[str, Any]
             group["intensity"] = np.concatenate([f_[2] for f_ in frames]) if frames else np.empty(0, dtype=np.uint16)
             group["frame_ptr"] = np.concatenate([[0], np.cumsum(sizes)]).astype("<u8")
             group["frame_idx"] = np.arange(total, dtype="<i8")
-            entry, inst, det = (
-                f[saving.entry],
-                f[saving.entry][saving.instrument],
-                f[saving.entry][saving.instrument][saving.detector],
-            )
-            f.attrs.update(
-                {
-                    "NX_class": "NXroot",
-                    "file_name": path,
-                    "creator": "lima2-tango-conductor",
-                    "file_time": datetime.now(UTC).isoformat(),
-                }
-            )
-            entry.attrs["NX_class"] = "NXentry"
-            entry["program_name"] = "Conductor.MasterFile.Sparse"
-            entry["program_name"].attrs["version"] = "1.0"
-            cond = entry.create_group("conductor")
-            cond.attrs["NX_class"] = "NXcollection"
-            cond["uuid"] = metadata.get("uuid", "")
-            inst.attrs["NX_class"] = "NXinstrument"
-            det.attrs["NX_class"] = "NXdetector"
-            f[f"{saving.entry}/measurement/data"] = group
-            f[f"{saving.entry}/measurement"].attrs["NX_class"] = "NXcollection"
-            for key, value in metadata.get("detector", {}).items():
-                write_tree(det, key, value)
+            write_master_tree(f, saving, path, group, ("Conductor.MasterFile.Sparse", "1.0"), metadata)
     return total

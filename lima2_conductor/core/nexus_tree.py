@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ParamError
@@ -19,6 +20,39 @@ USER_METADATA_SCHEMA = {
 
 RESERVED = frozenset({"plot", "data"})
 """Children of the detector group the master file writes itself."""
+
+
+def write_master_tree(
+    f: Any, saving: Any, path: str, data: Any, program: tuple[str, str], metadata: Mapping[str, Any]
+) -> tuple[Any, Any, Any, Any]:
+    """The NeXus frame every master file shares, around its ``data`` (already at
+    ``saving.data_path``): the root's, entry's, instrument's and detector's classes, the
+    program (name, version), ``measurement/data``, the detector's metadata and the
+    ``conductor`` group with the run's UUID; ``(entry, instrument, detector, conductor)``."""
+    entry = f[saving.entry]
+    inst = entry[saving.instrument]
+    det = inst[saving.detector]
+    f.attrs.update(
+        {
+            "NX_class": "NXroot",
+            "file_name": path,
+            "creator": "lima2-tango-conductor",
+            "file_time": datetime.now(UTC).isoformat(),
+        }
+    )
+    entry.attrs["NX_class"] = "NXentry"
+    entry["program_name"] = program[0]
+    entry["program_name"].attrs["version"] = program[1]
+    inst.attrs["NX_class"] = "NXinstrument"
+    det.attrs["NX_class"] = "NXdetector"
+    f[f"{saving.entry}/measurement/data"] = data
+    f[f"{saving.entry}/measurement"].attrs["NX_class"] = "NXcollection"
+    for key, value in metadata.get("detector", {}).items():
+        write_tree(det, key, value)
+    cond = entry.create_group("conductor")
+    cond.attrs["NX_class"] = "NXcollection"
+    cond["uuid"] = metadata.get("uuid", "")
+    return entry, inst, det, cond
 
 
 def write_tree(group: Any, name: str, value: Any) -> None:
