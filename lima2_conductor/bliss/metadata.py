@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..core.nexus_tree import bad_name
 from .settings import SettingsGroup
 
 
@@ -32,19 +33,10 @@ def _json_dict(value: Any) -> dict[str, Any]:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"user_defined_det_info must be JSON (str keys, numbers, strings, lists): {exc}") from None
-    _check_keys(value, "user_defined_det_info")
+    bad = bad_name(value, "user_defined_det_info")
+    if bad is not None:
+        raise ValueError(f"{bad[0]}: {bad[1]!r} cannot name an HDF5 entry (non-empty, no '/')")
     return dict(value)
-
-
-def _check_keys(value: Any, where: str) -> None:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str) or not key or "/" in key or key in (".", ".."):
-                raise ValueError(f"{where}: {key!r} cannot name an HDF5 entry (non-empty, no '/')")
-            _check_keys(item, f"{where}[{key!r}]")
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_keys(item, f"{where}[{i}]")
 
 
 class MasterfileMetadata(SettingsGroup):

@@ -105,11 +105,24 @@ def check_user_metadata(value: Any) -> dict[str, Any]:
 
 
 def _check_names(value: Any, where: str) -> None:
+    bad = bad_name(value, where)
+    if bad is not None:
+        raise ParamError(f"params {bad[0]}: {bad[1]!r} is not an HDF5 name (non-empty, no '/', not '.' or '..')")
+
+
+def bad_name(value: Any, where: str) -> tuple[str, Any] | None:
+    """The first key of the nested ``value`` that cannot name an HDF5 entry, and where
+    it is; ``None`` when every key can."""
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str) or not key or "/" in key or key in (".", ".."):
-                raise ParamError(f"params {where}: {key!r} is not an HDF5 name (non-empty, no '/', not '.' or '..')")
-            _check_names(item, f"{where}.{key}")
+                return where, key
+            bad = bad_name(item, f"{where}.{key}")
+            if bad is not None:
+                return bad
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _check_names(item, f"{where}[{i}]")
+            bad = bad_name(item, f"{where}[{i}]")
+            if bad is not None:
+                return bad
+    return None
