@@ -47,7 +47,9 @@ def test_loaded_from_yaml(det: Any) -> None:
     names = list(det.counters._fields)
     assert names[0] == "frame"
     assert {f"r1_{s}" for s in STATS} | {f"a1_{s}" for s in STATS} <= set(names)
-    assert list(det.counter_groups.images._fields) == ["frame"]
+    # as Bliss's Lima2: the input frames are an image counter that det alone scans
+    assert list(det.counter_groups.images._fields) == ["frame", "input_frame"]
+    assert list(det.counter_groups.default._fields) == names
     assert "r1_sum" in det.counter_groups.rois._fields and "frame" not in det.counter_groups.rois._fields
     info = det.__info__()
     for text in (
@@ -89,6 +91,9 @@ def test_loopscan(det: Any) -> None:
     assert det.last_run["trigger_mode"] == "software"
     assert det.last_run["frames"] == 30
     check_rois(scan, det, 30)
+    stream = scan.streams["det:input_frame"]  # scanned by default, as Bliss's Lima2
+    assert len(stream) == 30
+    np.testing.assert_array_equal(stream[29], det.client.frame(29, "input_frame")[0][0])
 
 
 def test_ascan(det: Any, bliss_env: Any) -> None:
@@ -143,6 +148,7 @@ def test_saving_follows_the_scan(det: Any) -> None:
     scan = loopscan(5, 0.01, det, save=True)
     masters = det.client.read_json("master_files")
     path, dataset = masters["frame"]
+    assert "input_frame" not in masters  # streamed, never saved (as Bliss's Lima2)
     assert path.startswith(str(scan.scan_saving.get_path()))
     wait_for(lambda: h5py.File(path, "r")[dataset].shape[0] == 5, 30, "master file")
     with h5py.File(path, "r") as f:

@@ -105,17 +105,17 @@ class ProcessingPlugin(EditRoisMixin):
         return [*ordered, *self.ancillary_counters(), *self.roi_counters()]
 
     def counter_groups(self) -> dict[str, list[Any]]:
-        """``images`` (the pipeline's own), ``input`` (the detector frames, scanned only
-        when named: one more image stream per scan), ``rois``, ``ancillary``, ``default``."""
-        images = [c for c in self.image_counters if c.name != INPUT]
-        rois = self.roi_counters()
-        ancillary = self.ancillary_counters()
+        """As Bliss's Lima2: ``images`` (every frame source, the input frames included),
+        ``rois``, ``ancillary``, and ``default`` (what ``det`` alone scans): every counter.
+        ``input`` names the input frames alone."""
+        counters = self.counters()
+        images = [c for c in counters if c in self.image_counters]
         return {
             "images": images,
-            "input": [c for c in self.image_counters if c.name == INPUT],
-            "rois": rois,
-            "ancillary": ancillary,
-            "default": [*images, *ancillary, *rois],
+            "input": [c for c in images if c.name == INPUT],
+            "rois": self.roi_counters(),
+            "ancillary": self.ancillary_counters(),
+            "default": counters,
         }
 
     # -- params ------------------------------------------------------------------------
