@@ -336,7 +336,7 @@ class TangoDevice:
         if key not in self._schemas:
 
             def fetch() -> str:
-                db = tango.Database()
+                db = database()
                 cls = class_name or db.get_device_info(self.name).class_name
                 prop = db.get_class_attribute_property(cls, attr)
                 try:
@@ -428,7 +428,7 @@ class TangoReceiver(TangoDevice):
         before choosing a class."""
 
         def fetch() -> str:
-            values = list(tango.Database().get_class_property(class_name, "Version").get("Version", []))
+            values = list(database().get_class_property(class_name, "Version").get("Version", []))
             if not values or not str(values[0]).strip():
                 raise NotFound(f"no Version for class {class_name} in the Tango database", self.name)
             return str(values[0]).strip()
@@ -524,15 +524,18 @@ async def find_processing(
 
 
 _DATABASE: Any = None
-"""One client of the Tango database (making one costs a round trip or more)."""
+"""One client of the Tango database (making one costs a round trip or more, and clients
+made by several threads at once stall for seconds)."""
+_DATABASE_LOCK = threading.Lock()
 
 
 def database() -> Any:
     """The shared client of the Tango database (made on first use, in a worker thread)."""
     global _DATABASE
-    if _DATABASE is None:
-        _DATABASE = tango.Database()
-    return _DATABASE
+    with _DATABASE_LOCK:
+        if _DATABASE is None:
+            _DATABASE = tango.Database()
+        return _DATABASE
 
 
 async def check_database(timeout_s: float = 2.0) -> None:

@@ -25,6 +25,13 @@ def test_every_class_is_offered_in_the_published_version(conductor: tango.Device
         }
 
 
+def test_reads_in_a_row_all_answer(conductor: tango.DeviceProxy) -> None:
+    """Each read asks the database for every class's Version, from worker threads at
+    once: none of them stalls into the deadline (one database client per process)."""
+    for _ in range(30):
+        assert all(not e["error"] for e in json.loads(conductor.processing_classes).values())
+
+
 def test_a_version_change_is_seen_at_the_next_read(conductor: tango.DeviceProxy) -> None:
     """What the Lima2 servers publish now, not what they published when the conductor
     connected; a class without a Version says so."""
