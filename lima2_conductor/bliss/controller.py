@@ -87,7 +87,7 @@ class Lima2(DetectorMixin, CounterContainer):
     @proc_plugin.setter
     def proc_plugin(self, value: Any) -> None:
         name = plugin_name(value)
-        why = refusal(self.client.proxy, PLUGIN_CLASSES[name])
+        why = refusal(self.client, PLUGIN_CLASSES[name])
         if why:
             raise ValueError(f"{self._name}: processing plugin {name!r} refused: {why}")
         self._processing = self._plugin(name)

@@ -204,6 +204,23 @@ def version_allowed(version: str, allowed: tuple[str, ...] = ALLOWED_VERSIONS) -
     return bool(match) and f"{match.group(1)}{match.group(2)}.{match.group(3)}" in allowed
 
 
+def class_refusal(classes: dict[str, Any], class_name: str, allowed: tuple[str, ...] = ALLOWED_VERSIONS) -> str:
+    """Why a plugin cannot run ``class_name`` ("" if it can), from the conductor's
+    ``processing_classes``: the class must be one it conducts, offered by the receivers,
+    in an allowed version."""
+    entry = classes.get(class_name)
+    if not isinstance(entry, dict):
+        return f"the conductor does not conduct {class_name} (it conducts: {', '.join(classes) or 'none'})"
+    error = str(entry.get("error") or "")
+    if not entry.get("offered"):
+        return f"no Lima2 server offers {class_name}" + (f" ({error})" if error else "")
+    version = str(entry.get("version") or "")
+    if not version_allowed(version, allowed):
+        why = f" ({error})" if error and not version else ""
+        return f"{class_name} version {version or 'none'} is not one of {', '.join(allowed)}{why}"
+    return ""
+
+
 def roi_params(rois: list[RectRoi | ArcRoi], profiles: list[ProfileRoi]) -> dict[str, Any]:
     """The ``statistics`` and ``profiles`` params of a pipeline with ROIs."""
     out = processing_params(rois, profiles, None)

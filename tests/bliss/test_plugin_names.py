@@ -1,4 +1,5 @@
-"""The processing plugins' names and versions, without a Bliss session (pure helpers)."""
+"""The processing plugins' names and versions, and when a plugin is refused, without a
+Bliss session (pure helpers)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import enum
 
 import pytest
 
-from lima2_conductor.bliss.params import PLUGIN_CLASSES, plugin_name, version_allowed
+from lima2_conductor.bliss.params import PLUGIN_CLASSES, class_refusal, plugin_name, version_allowed
 
 
 def test_plugin_names_as_bliss_has_them() -> None:
@@ -38,3 +39,31 @@ def test_plugin_names_as_bliss_has_them() -> None:
 )
 def test_versions_the_plugins_run_with(version: str, allowed: bool) -> None:
     assert version_allowed(version) is allowed
+
+
+def offered(version: str = "core-1.2.0", **entry: object) -> dict[str, object]:
+    return {"offered": True, "version": version, "default": False, "error": "", **entry}
+
+
+@pytest.mark.parametrize(
+    ("entry", "refusal"),
+    [
+        (offered(), ""),
+        (offered("core-1.2.7-rc1"), ""),
+        (offered("core-2.0.0"), "LimaProcessingFai version core-2.0.0 is not one of core-1.2, dectris-1.2"),
+        (offered("", error="Version: no Version"), "LimaProcessingFai version none is not one of"),
+        (
+            offered(offered=False, error="proc_params schema: no proc_params schema"),
+            "no Lima2 server offers LimaProcessingFai (proc_params schema: no proc_params schema)",
+        ),
+        (offered(offered=False), "no Lima2 server offers LimaProcessingFai"),
+        (None, "the conductor does not conduct LimaProcessingFai (it conducts: LimaProcessingLegacy)"),
+    ],
+)
+def test_a_plugin_is_refused_as_the_conductor_says(entry: dict[str, object] | None, refusal: str) -> None:
+    """From the conductor's ``processing_classes``: offered, in an allowed version."""
+    classes = {"LimaProcessingLegacy": offered()}
+    if entry is not None:
+        classes["LimaProcessingFai"] = entry
+    why = class_refusal(classes, "LimaProcessingFai")
+    assert why.startswith(refusal) and bool(why) is bool(refusal)

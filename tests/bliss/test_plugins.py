@@ -72,8 +72,8 @@ def test_unknown_plugin_is_refused_with_the_valid_names(det: Any) -> None:
 
 def test_a_class_the_servers_do_not_offer_is_refused(det: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Lima2 servers publish each class's proc_params schema and Version in the Tango
-    database, where the conductor reads them: a class without them, or of a version the
-    plugins do not support, is refused with the reason."""
+    database, and the conductor tells them (``processing_classes``): a class without them,
+    or of a version the plugins do not support, is refused with the reason."""
     import tango
 
     db = tango.Database()

@@ -8,7 +8,8 @@ from typing import Any
 
 import tango
 
-from ..params import ALLOWED_VERSIONS, PLUGIN_CLASSES, version_allowed
+from ..client import ConductorClient
+from ..params import PLUGIN_CLASSES, class_refusal, parse_json
 from .common import ProcessingPlugin
 from .fai import Fai
 from .failing import Failing
@@ -27,22 +28,15 @@ def make_plugin(name: str, det: Any) -> ProcessingPlugin:
     return PLUGINS[name](det, base if name == "legacy" else f"{base}:{name}")
 
 
-def refusal(proxy: tango.DeviceProxy, class_name: str) -> str:
-    """Why the conductor behind ``proxy`` cannot run ``class_name`` ("" if it can): the
-    conductor prepares a class from its ``proc_params`` schema and ``Version`` in the
-    Tango database, where the Lima2 servers publish the classes they run."""
+def refusal(client: ConductorClient, class_name: str) -> str:
+    """Why the conductor of ``client`` cannot run ``class_name`` ("" if it can), as its
+    ``processing_classes`` says: whether the Lima2 servers offer the class, in which
+    version."""
     try:
-        db = tango.Database(proxy.get_db_host(), int(proxy.get_db_port()))
-        version = list(db.get_class_property(class_name, "Version").get("Version", []))
-        schema = db.get_class_attribute_property(class_name, "proc_params").get("proc_params", {})
+        classes = parse_json(client.read("processing_classes"))
     except tango.DevFailed as exc:
-        return f"cannot read what the Tango database offers for {class_name}: {exc.args[0].desc}"
-    if not schema.get("schema"):
-        return f"no Lima2 server offers {class_name} (no proc_params schema in the Tango database)"
-    if not version or not version_allowed(str(version[0])):
-        found = str(version[0]) if version else "none"
-        return f"{class_name} version {found} is not one of {', '.join(ALLOWED_VERSIONS)}"
-    return ""
+        return f"cannot read which processing classes the conductor offers: {exc.args[0].desc}"
+    return class_refusal(classes if isinstance(classes, dict) else {}, class_name)
 
 
 __all__ = ["PLUGINS", "ProcessingPlugin", "make_plugin", "refusal"]
