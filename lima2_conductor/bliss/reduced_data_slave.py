@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import tango
 from bliss.scanning.chain import AcquisitionSlave
 
 from .acquisition_master import ENDED
-from .client import ConductorClient, Run
+from .client import ConductorClient, Run, devfailed_text
 
 
 class ReducedDataAcquisitionSlave(AcquisitionSlave):
@@ -68,7 +69,13 @@ class ReducedDataAcquisitionSlave(AcquisitionSlave):
             if self._stop_requested:
                 return
             ended = str(run.values.get("run_state")) in ENDED
-            n = self._emit(client, lengths, by_channel, self._cursor)
+            try:
+                n = self._emit(client, lengths, by_channel, self._cursor)
+            except tango.DevFailed as exc:
+                # e.g. another client's run replaced this one: the scan's error names the
+                # detector and the run, as the master's do
+                cause = f"GetReducedData refused by {client.name}: {devfailed_text(exc)}"
+                raise client.failure(master.name, run, cause) from exc
             self._cursor += n
             if ended and n == 0:
                 return
