@@ -101,7 +101,7 @@ class RunTracking(SystemRecord):
             run.observe(replace(progress, frame_rate=rate, nb_frames_ready=run.frames_ready(progress)), finished, now)
 
     def triggered(self) -> None:
-        """A Trigger was sent (by :meth:`trigger`, or blocking from a request thread, which
+        """A Trigger was sent (by ``trigger``, or blocking from a request thread, which
         then calls this in the loop): the control's frame count is followed until the
         triggered frames are acquired."""
         if self.run is not None:
