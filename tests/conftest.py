@@ -8,6 +8,7 @@ import contextlib
 import gc
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +20,19 @@ from lima2_conductor.cli.launcher import Layout, LocalSystem, running_db
 OWN_BASETEMP = pytest.StashKey[str]()
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Each session gets its own temporary directory. Pytest's default numbered ones
     (``pytest-of-<user>/pytest-N``) are pruned by any other session of the same user: a
-    second copy of the suite would delete this one's Tango database under it."""
+    second copy of the suite would delete this one's Tango database under it.
+
+    SIGTERM (``timeout``, a CI runner cancelling a job) ends the session as Ctrl-C does:
+    the fixtures' teardowns stop every server they started, by PID, instead of leaving
+    them running."""
+    signal.signal(signal.SIGTERM, _interrupted)
     if config.option.basetemp is None:
         config.option.basetemp = tempfile.mkdtemp(prefix="lima2-tests-")
         config.stash[OWN_BASETEMP] = config.option.basetemp
