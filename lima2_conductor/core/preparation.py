@@ -54,6 +54,7 @@ class Preparation:
     clock: Callable[[], float]
     check_database: DatabaseCheck | None = None
     rollback_errors: list[ConductorError] = field(default_factory=list)  # for the system to record
+    failure: ConductorError | None = None  # why the devices' Prepare failed (for the system to record)
     phases_ms: dict[str, float] = field(default_factory=dict)
 
     async def prepare_run(self, user: dict[str, Any], overrides: dict[str, Any]) -> Run:
@@ -128,7 +129,9 @@ class Preparation:
             t3 = self.clock()
             params = {"control": ctl, "receiver": rcv, "processing": proc}
             run = await self.new_run(uid, spec, params, det_info, user_metadata=user_metadata)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, ConductorError):  # kept: a Stop during the rollback cancels the raise
+                self.failure = exc
             await run_to_end(self._roll_back([*prepared, *self._unanswered(sent)]))
             raise
         self.phases_ms = {

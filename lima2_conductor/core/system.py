@@ -108,11 +108,11 @@ class AcquisitionSystem(RunTracking):
     async def _prepare(
         self, claim: Claim, before: Claim | None, user: dict[str, Any], overrides: dict[str, Any]
     ) -> str:
+        preparation = self.preparation()
         try:
             if before is not None:  # one Prepare at a time: the previous one has really ended
                 await before.ended.wait()
             t0 = self.clock()
-            preparation = self.preparation()
             try:
                 run = await preparation.prepare_run(user, overrides)
             finally:
@@ -129,8 +129,10 @@ class AcquisitionSystem(RunTracking):
             self._erase_task = self.spawn(self._after_prepare(run))
             return run.uuid
         except BaseException as exc:
-            if self._claim is claim and isinstance(exc, ConductorError):
-                self.record_error(f"Prepare refused: {exc}")
+            # a Stop during the rollback of a failed Prepare cancels it: its reason stays
+            failure = exc if isinstance(exc, ConductorError) else preparation.failure
+            if failure is not None and (self._claim is claim or claim.cancelled):
+                self.record_error(f"Prepare refused: {failure}")
             raise
 
     def _prepare_ended(self, claim: Claim, task: asyncio.Task[str]) -> None:

@@ -145,3 +145,23 @@ def test_after_a_trigger_the_system_follows_the_control_until_the_frame_is_acqui
         assert views[-1] == 1
 
     asyncio.run(scenario())
+
+
+def test_a_refused_prepare_stopped_during_its_rollback_keeps_its_reason() -> None:
+    """A Prepare a device refused rolls back; a Stop meanwhile cancels it: the reason it
+    failed (the device and its error) is still recorded, not lost behind 'cancelled'."""
+
+    async def scenario() -> None:
+        f = FakeSystem(timeout_s=2.0)
+        s = f.system
+        f.rcvs[1].fail["prepare"] = DeviceError("no such detector mode", "rcv1")
+        f.ctl.delay["reset"] = 0.05
+        prepare = asyncio.ensure_future(s.prepare({}))
+        await until(lambda: "reset" in f.ctl.calls, "the rollback reached the control")
+        await s.stop()
+        with pytest.raises(ConductorError):
+            await prepare
+        assert s.run_state == RunState.IDLE
+        assert any("Prepare refused" in e and "no such detector mode" in e for e in s.errors), s.errors
+
+    asyncio.run(scenario())
