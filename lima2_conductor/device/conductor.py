@@ -178,7 +178,10 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
 
     async def change_setting(self, name: str, value: Any, problem: str) -> None:
         """Store a setting; ``problem`` (if any) is a PARAM_ERROR and nothing changes, nor
-        when the Tango database cannot memorize it (:func:`.settings.persist`)."""
+        when the Tango database cannot memorize it (:func:`.settings.persist`). The check
+        and the change happen together, before the database write: a Prepare that begins
+        while the write is under way already has the new value, and one under way refuses
+        the change."""
         if problem:
             tango.Except.throw_exception("PARAM_ERROR", f"{self.get_name()}: {name} {problem}", name)
         if self._system is not None and not self._system.allows("WriteSetting"):
@@ -187,8 +190,14 @@ class Lima2Conductor(RequestThreadHooks, SpecAttributes, DataCommands, Device): 
                 f"{self.get_name()}: {name} cannot change while {self._system.run_state.value}",
                 name,
             )
-        await persist(self, name, value)
+        before = self.settings[name]
         self.settings[name] = value
+        try:
+            await persist(self, name, value)
+        except BaseException:
+            if self.settings[name] == value:  # no later write has replaced it
+                self.settings[name] = before
+            raise
         show_set_points(self, name, value)
         logger.info("%s = %r", name, value)
         if self.monitor is not None:
