@@ -251,3 +251,12 @@ class FakeSystem:
             p.processed = frames_per_receiver
             p.saved = frames_per_receiver if saved else 0
             p.finished = True
+
+
+async def until(condition: Any, what: str, timeout: float = 5.0) -> None:
+    """Wait, in the event loop, until ``condition()`` holds; fail with ``what`` after
+    ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, what
+        await asyncio.sleep(0.001)

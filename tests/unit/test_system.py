@@ -22,7 +22,7 @@ from lima2_conductor.core.errors import (
 from lima2_conductor.core.lima2 import DeviceState as D
 from lima2_conductor.core.state import RunState
 from lima2_conductor.core.topology import MAX_DYNAMIC_FRAMES, DynamicDispatch
-from tests.fakes import FakeProcessing, FakeSystem
+from tests.fakes import FakeProcessing, FakeSystem, until
 
 
 def run(coro: Any) -> Any:
@@ -183,13 +183,6 @@ def test_second_prepare_is_rejected_and_stop_cancels() -> None:
     run(scenario())
 
 
-async def _until(condition: Any, what: str, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, what
-        await asyncio.sleep(0.001)
-
-
 def test_stop_returns_once_the_cancelled_prepare_has_ended_and_rolled_back() -> None:
     """A device keeps preparing after the conductor stops waiting for it (a server ends
     the command it was sent): Stop returns once that Prepare has ended, every device rolled back."""
@@ -200,7 +193,7 @@ def test_stop_returns_once_the_cancelled_prepare_has_ended_and_rolled_back() -> 
         f.rcvs[0].runs_to_end = True
         f.rcvs[0].delay["prepare"] = 0.2
         first = asyncio.ensure_future(s.prepare({}))
-        await _until(lambda: "prepare" in f.rcvs[0].calls, "the Prepare reached the slow receiver")
+        await until(lambda: "prepare" in f.rcvs[0].calls, "the Prepare reached the slow receiver")
         await s.stop()
         assert s.run_state == RunState.IDLE
         with pytest.raises(OperationNotAllowed, match="cancelled"):
@@ -242,10 +235,10 @@ def test_a_cancelled_prepare_never_touches_the_next_one() -> None:
             d.runs_to_end = True
         f.rcvs[0].delay["prepare"] = 0.2
         a = asyncio.ensure_future(s.prepare({}))
-        await _until(lambda: f.rcvs[0].calls.count("prepare") == 1, "A reached the slow receiver")
+        await until(lambda: f.rcvs[0].calls.count("prepare") == 1, "A reached the slow receiver")
         await s.stop()
         b = asyncio.ensure_future(s.prepare({}))
-        await _until(lambda: f.rcvs[0].calls.count("prepare") == 2, "B reached the slow receiver")
+        await until(lambda: f.rcvs[0].calls.count("prepare") == 2, "B reached the slow receiver")
         await s.stop()
         for cancelled in (a, b):
             with pytest.raises(OperationNotAllowed, match="cancelled"):
@@ -253,7 +246,7 @@ def test_a_cancelled_prepare_never_touches_the_next_one() -> None:
         assert s.run_state == RunState.IDLE
         c = await s.prepare({})
         assert s.run_state == RunState.PREPARED and s.uuid == c
-        await _until(lambda: all(d.preparing == 0 for d in f.devices), "every Prepare ended")
+        await until(lambda: all(d.preparing == 0 for d in f.devices), "every Prepare ended")
         assert all(d.most_preparing == 1 for d in f.devices)
         assert all(d.state == D.PREPARED for d in f.devices)
         assert all(r.held and r.held[-1] == c for r in f.rcvs)
@@ -268,7 +261,7 @@ def test_reset_during_a_prepare_waits_for_it_then_resets() -> None:
         f.rcvs[1].runs_to_end = True
         f.rcvs[1].delay["prepare"] = 0.2
         first = asyncio.ensure_future(s.prepare({}))
-        await _until(lambda: "prepare" in f.rcvs[1].calls, "the Prepare reached the slow receiver")
+        await until(lambda: "prepare" in f.rcvs[1].calls, "the Prepare reached the slow receiver")
         await s.reset()
         assert s.run_state == RunState.IDLE and s.run is None
         with pytest.raises(OperationNotAllowed, match="cancelled"):
@@ -290,7 +283,7 @@ def test_a_failed_prepare_leaves_the_next_ones_state_alone() -> None:
         f.rcvs[0].delay["prepare"] = 0.1
         f.rcvs[0].fail["prepare"] = DeviceError("late refusal", "rcv0")
         first = asyncio.ensure_future(s.prepare({}))
-        await _until(lambda: "prepare" in f.rcvs[0].calls, "the Prepare reached the slow receiver")
+        await until(lambda: "prepare" in f.rcvs[0].calls, "the Prepare reached the slow receiver")
         await s.stop()
         del f.rcvs[0].fail["prepare"]
         f.rcvs[0].delay["prepare"] = 0.0
@@ -311,7 +304,7 @@ def test_release_cancels_a_prepare_without_waiting_for_it() -> None:
         f.rcvs[0].runs_to_end = True
         f.rcvs[0].delay["prepare"] = 0.2
         first = asyncio.ensure_future(s.prepare({}))
-        await _until(lambda: "prepare" in f.rcvs[0].calls, "the Prepare reached the slow receiver")
+        await until(lambda: "prepare" in f.rcvs[0].calls, "the Prepare reached the slow receiver")
         s.release()
         assert f.rcvs[0].preparing == 1  # not waited for
         with pytest.raises(OperationNotAllowed, match="cancelled"):
@@ -332,7 +325,7 @@ def test_stop_during_start_stops_every_device_the_start_reached() -> None:
         for r in f.rcvs:
             r.delay["start"] = 0.1
         starting = asyncio.ensure_future(s.start())
-        await _until(lambda: "start" in f.rcvs[0].calls, "the Start reached the receivers")
+        await until(lambda: "start" in f.rcvs[0].calls, "the Start reached the receivers")
         await s.stop()
         await starting
         assert not any(d.state == D.RUNNING for d in f.devices)

@@ -23,7 +23,7 @@ from lima2_conductor.core.run import Run
 from lima2_conductor.core.state import RunState
 from lima2_conductor.core.system import AcquisitionSystem
 from lima2_conductor.core.thread_rules import WrongThread, forbid_loop_thread, in_loop_thread, require_loop_thread
-from tests.fakes import FakeSystem
+from tests.fakes import FakeSystem, until
 
 
 def in_a_thread(work: Any) -> BaseException | None:
@@ -113,13 +113,6 @@ def test_the_watch_sees_a_state_change_from_a_worker(state_writes: list[str]) ->
 
     asyncio.run(scenario())
     assert state_writes == ["AcquisitionSystem.errors"]
-
-
-async def until(condition: Any, what: str, timeout: float = 5.0) -> None:
-    end = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < end, what
-        await asyncio.sleep(0.005)
 
 
 def test_the_system_changes_its_state_in_the_event_loop_only(tmp_path: Path, state_writes: list[str]) -> None:
