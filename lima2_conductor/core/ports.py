@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -91,7 +91,7 @@ class ReceiverPort(DevicePort, Protocol):
 
 
 class ProcessingFinder(Protocol):
-    async def __call__(self, uuid: str, nb_receivers: int) -> list[ProcessingPort]:
+    async def __call__(self, uuid: str, nb_receivers: int) -> Sequence[ProcessingPort]:
         """The processing devices of acquisition ``uuid``, in receiver order."""
         ...
 

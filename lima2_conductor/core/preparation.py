@@ -161,11 +161,13 @@ class Preparation:
         """Find the run's processing devices and build its pipeline services. The master
         file's detector group gets the params, ``det_info`` and the user's metadata (whose
         ``params`` or ``detector_information`` replace the conductor's, as lima2-client's)."""
-        processing = await call(
-            self.ports.receivers[0],
-            "find processing devices",
-            self.find_processing(uid, len(self.ports.receivers)),
-            max(5.0, self.ports.timeout_s),
+        processing = list(
+            await call(
+                self.ports.receivers[0],
+                "find processing devices",
+                self.find_processing(uid, len(self.ports.receivers)),
+                max(5.0, self.ports.timeout_s),
+            )
         )
         first = processing[0]
         infos = await asyncio.gather(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import tango
 from tango import DispLevel
@@ -18,9 +19,31 @@ from ..core.params import settings_overrides
 from ..core.processing_classes import class_defaults, class_schemas, known_class, offers
 from .errors import raise_devfailed, tango_errors
 
+if TYPE_CHECKING:
+    from ..core.ports import FrameRelay
+    from ..core.system import AcquisitionSystem
+    from ..core.view import ConductorView
+    from .monitor import Monitor
+
+T = TypeVar("T")
+
 
 class DataCommands:
     """Mixed into the device class (its commands become the device's)."""
+
+    if TYPE_CHECKING:  # what the device class provides
+
+        @property
+        def system(self) -> AcquisitionSystem: ...
+        @property
+        def view(self) -> ConductorView: ...
+
+        frames: FrameRelay | None
+        settings: dict[str, Any]
+        monitor: Monitor | None
+
+        def in_loop(self, work: Coroutine[Any, Any, T]) -> T: ...
+        def get_name(self) -> str: ...
 
     @command(
         dtype_in=int,
@@ -51,17 +74,17 @@ class DataCommands:
         its file, ``:dense``, any error) takes the event loop's full path."""
         ints, strs = _long_string(argin, 1, "GetFrame")
         _check_index(ints[0])
-        run = self.system.run
+        run, frames = self.system.run, self.frames
         idx, source = int(ints[0]), requested_source(run, strs)
-        getter = self._frame_getter(run, idx, source) if run is not None else None
-        if getter is not None:
+        getter = self._frame_getter(run, frames, idx, source) if run is not None and frames is not None else None
+        if getter is not None and run is not None and frames is not None:
             try:
-                return self.frames.fetch(run.uuid, *getter, idx)  # type: ignore[union-attr,return-value]
+                return frames.fetch(run.uuid, *getter, idx)
             except tango.DevFailed:
                 pass  # the full path says why, or reads the frame from its file
         return self.in_loop(self.system.get_frame(idx, source))
 
-    def _frame_getter(self, run: Any, idx: int, source: str) -> tuple[str, str] | None:
+    def _frame_getter(self, run: Any, frames: FrameRelay, idx: int, source: str) -> tuple[str, str] | None:
         """(processing device, getter) of a frame, found without the event loop: by the
         cached counters, or for ``-1`` by every device's ``last_frames`` read at once (the
         device with the newest frame is asked for its newest, as the full path does)."""
@@ -70,7 +93,7 @@ class DataCommands:
             return None if where is None else (where["processing_device"], where["command"])
         if source.endswith(lima2.DENSE_SUFFIX) or not run.processing:
             return None
-        return newest_getter(run, source, self.frames.last_frames(run.uuid, [d.name for d in run.processing]))
+        return newest_getter(run, source, frames.last_frames(run.uuid, [d.name for d in run.processing]))
 
     @command(
         dtype_in=tango.DevVarLongStringArray,
@@ -166,7 +189,7 @@ class DataCommands:
                 "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)) if started else "",
                 "timings": {**s.timings, **(run.timings if run else {})},
                 "monitor": self.monitor.stats() if self.monitor else {},
-                "frame_calls": self.frames.stats(),
+                "frame_calls": self.frames.stats() if self.frames else {},
                 "errors": s.errors,
                 "history": s.history,
                 "completions": [c.info() for c in s.completions.records],

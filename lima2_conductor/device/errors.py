@@ -26,6 +26,7 @@ def raise_devfailed(exc: BaseException, origin: str) -> NoReturn:
         tango.Except.throw_exception(exc.reason, str(exc), origin)
     logger.exception("internal error in %s", origin)
     tango.Except.throw_exception("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}", origin)
+    raise AssertionError("tango.Except.throw_exception returned")  # it always raises
 
 
 def _summary(args: tuple[Any, ...]) -> str:
