@@ -208,6 +208,10 @@ class RoiList:
                 return roi
         raise KeyError(f"no ROI {name!r} (have: {', '.join(r.name for r in self.rois) or 'none'})")
 
+    def get(self, name: str) -> Any:
+        """ROI ``name`` (as ``[name]``)."""
+        return self[name]
+
     def __setitem__(self, name: str, roi: Any) -> None:
         roi._name = name  # Bliss's ROIs have a read-only name
         self.add(roi)
