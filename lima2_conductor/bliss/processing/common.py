@@ -17,6 +17,7 @@ from ..counters import FrameCounter, RoiProfilesController, RoiStatsController, 
 from ..params import PLUGIN_CLASSES, ProfileRoi, roi_from_dict, roi_params
 from ..roi_editor import EditRoisMixin
 from ..settings import RoiList, RoiProfileList, SavingSettings, SettingsGroup, settings_group
+from .flat_names import FlatNamesMixin, RoiUse
 
 INPUT = "input_frame"
 """The detector's frames, as the pipeline received them."""
@@ -44,9 +45,9 @@ def buffers(*names: str) -> type[SettingsGroup]:
     return settings_group("Buffers", {f"nb_{n}_buffer": 100 for n in names}, "Device buffers (frames kept)")
 
 
-class ProcessingPlugin(EditRoisMixin):
+class ProcessingPlugin(FlatNamesMixin, EditRoisMixin):
     """A processing class of the conductor as ``det.processing`` (``edit_rois()``: Flint's
-    ROI editor)."""
+    ROI editor; Bliss's flat setting names, see :mod:`.flat_names`)."""
 
     name: ClassVar[str] = ""
     images: ClassVar[tuple[Image, ...]] = ()
@@ -71,6 +72,8 @@ class ProcessingPlugin(EditRoisMixin):
             self.roi_profiles = RoiProfileList(f"{key}:roi_profiles", self.refresh, det.frame_size)
             self._stats_cc = RoiStatsController("roi_statistics", master)
             self._profiles_cc = RoiProfilesController("roi_profiles", master)
+            self.roi_use = RoiUse(f"{key}:roi_use")
+        self._ready = True
 
     @property
     def class_name(self) -> str:
@@ -79,7 +82,7 @@ class ProcessingPlugin(EditRoisMixin):
     # -- counters ----------------------------------------------------------------------
     def stats_rois(self) -> list[Any]:
         """ROI objects in the conductor's channel order (rectangles, then arcs)."""
-        if not self.has_rois:
+        if not self.has_rois or not self.roi_use.use_roi_stats:
             return []
         stats = self.roi_stats.rois
         return [r for r in stats if type(r) is Roi] + [r for r in stats if type(r) is ArcRoi]
@@ -88,7 +91,13 @@ class ProcessingPlugin(EditRoisMixin):
         """Counters of the current ROIs (called when they change, and before listing)."""
         if self.has_rois:
             self._stats_cc.rebuild(self.stats_rois())
-            self._profiles_cc.rebuild(self.roi_profiles.rois)
+            self._profiles_cc.rebuild(self.profile_rois())
+
+    def profile_rois(self) -> list[Any]:
+        """The profiles that run (none while ``use_roi_profiles`` is off)."""
+        if not self.has_rois or not self.roi_use.use_roi_profiles:
+            return []
+        return self.roi_profiles.rois
 
     def roi_counters(self) -> list[Any]:
         if not self.has_rois:
@@ -127,7 +136,7 @@ class ProcessingPlugin(EditRoisMixin):
             out[attr] = getattr(self, attr).as_dict()
         if self.has_rois:
             stats = [roi_from_dict({**r.to_dict(), "name": r.name}) for r in self.stats_rois()]
-            profiles = [ProfileRoi(r.name, r.x, r.y, r.width, r.height, r.mode) for r in self.roi_profiles.rois]
+            profiles = [ProfileRoi(r.name, r.x, r.y, r.width, r.height, r.mode) for r in self.profile_rois()]
             out.update(roi_params(stats, profiles))  # type: ignore[arg-type]
         channel = {k: v for k, v in self.saving.as_dict().items() if k != "enabled"}
         for image in self.images:

@@ -13,11 +13,13 @@ from typing import Any, ClassVar
 from ..counters import RoiStatsController
 from ..settings import SavingSettings, SettingsGroup, _choice, settings_group
 from .common import Image, ProcessingPlugin, buffers, switch
+from .flat_names import Fifo
 
 
 class LegacySaving(SavingSettings):
-    """``det.processing.saving`` of the Legacy pipeline: also the files' compression and
-    dimensions (``dim_3d_or_4d``: 3-D for one channel)."""
+    """``det.processing.saving`` of the pipelines that save frames (Legacy, SMX, XPCS,
+    FAI): also the files' compression and dimensions (``dim_3d_or_4d``: 3-D for one
+    channel), applied to each saved channel."""
 
     _defaults = {**SavingSettings._defaults, "compression": "none", "nb_dimensions": "dim_3d_or_4d"}
     _checks = {
@@ -45,6 +47,7 @@ class Legacy(ProcessingPlugin):
         "accumulation": settings_group("Accumulation", {"enabled": False, "nb_frames": 1}),
         "max_countrate_protection": MaxCountrate,
         "buffers": buffers("frames", "input_frames", "roi_statistics", "roi_profiles", "frame_idx"),
+        "fifo": Fifo,
     }
 
     def __init__(self, det: Any, key: str) -> None:

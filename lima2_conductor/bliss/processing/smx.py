@@ -13,6 +13,8 @@ from typing import ClassVar
 from ...core.lima2 import PEAK_COUNTER_DTYPE
 from ..settings import SettingsGroup, settings_group
 from .common import Image, ProcessingPlugin, buffers
+from .flat_names import Fifo
+from .legacy import LegacySaving
 
 FAI_COMMON = {
     "absorption_path": "",
@@ -36,6 +38,7 @@ FAI_COMMON = {
 
 class Smx(ProcessingPlugin):
     name = "smx"
+    saving_class = LegacySaving
     images = (
         Image("frame", saving="saving_dense"),
         Image("sparse_frame", saving="saving_sparse", sparse=True),
@@ -60,4 +63,5 @@ class Smx(ProcessingPlugin):
             "Azimuthal integration, peak finding (cutoff_pick: S/N threshold) and accumulation",
         ),
         "buffers": buffers("frames", "peak_counters", "roi_statistics", "roi_profiles", "frame_idx"),
+        "fifo": Fifo,
     }

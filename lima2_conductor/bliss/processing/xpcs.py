@@ -14,10 +14,13 @@ from typing import ClassVar
 from ...core.lima2 import FILL_FACTOR_DTYPE
 from ..settings import SettingsGroup, settings_group
 from .common import Image, ProcessingPlugin, buffers, switch
+from .flat_names import Fifo
+from .legacy import LegacySaving
 
 
 class Xpcs(ProcessingPlugin):
     name = "xpcs"
+    saving_class = LegacySaving
     images = (
         Image("input_frame"),
         Image("frame", saving="saving_dense"),
@@ -33,4 +36,5 @@ class Xpcs(ProcessingPlugin):
         "accumulation": settings_group("Accumulation", {"enabled": False, "nb_frames": 1}),
         "thread": settings_group("Thread", {"nb_threads": 8}),
         "buffers": buffers("frames", "input_frames", "sparse_frames", "roi_statistics", "roi_profiles", "frame_idx"),
+        "fifo": Fifo,
     }
