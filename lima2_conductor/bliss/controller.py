@@ -152,6 +152,16 @@ class Lima2(DetectorMixin, CounterContainer):
     def status(self) -> str:
         return self.client.state_status()[1]
 
+    @property
+    def nb_frames_acquired(self) -> int:
+        """Frames the detector acquired in the current (or last) run, as Bliss's Lima2 has it."""
+        return int(self.client.read("nb_frames_acquired"))
+
+    @property
+    def nb_frames_xferred(self) -> int:
+        """Frames the receivers got from the detector in the current (or last) run."""
+        return int(self.client.read("nb_frames_xferred"))
+
     def reset(self) -> None:
         """Stop whatever runs and reset a failed run (scans also do it by themselves)."""
         self.client.make_ready()

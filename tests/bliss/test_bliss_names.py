@@ -112,3 +112,9 @@ def test_saving_compression_on_every_saving_plugin(bliss_env: Any, legacy: Any) 
     params = det.processing.params(lambda source: {"enabled": True, "base_path": "/tmp"})
     assert params["saving_dense"]["compression"] == "bshuf_lz4"
     assert params["saving_dense"]["nb_dimensions"] == "dim_4d"
+
+
+def test_frame_progress_as_bliss_names_it(bliss_env: Any) -> None:
+    det = bliss_env.det
+    assert isinstance(det.nb_frames_acquired, int) and det.nb_frames_acquired >= 0
+    assert isinstance(det.nb_frames_xferred, int) and det.nb_frames_xferred >= 0
