@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from lima2_conductor.bliss.processing import PLUGINS
-from lima2_conductor.bliss.processing.flat_names import flat_names
+pytest.importorskip("bliss", reason="Bliss is not installed; install the extras: pip install -e '.[test,bliss-test]'")
+
+from lima2_conductor.bliss.processing import PLUGINS  # noqa: E402 - Bliss first
+from lima2_conductor.bliss.processing.flat_names import flat_names  # noqa: E402
 
 
 @pytest.fixture
