@@ -260,3 +260,12 @@ async def until(condition: Any, what: str, timeout: float = 5.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, what
         await asyncio.sleep(0.001)
+
+
+async def poll_until(system: Any, condition: Any, polls: int) -> None:
+    """Run the system's ticks until ``condition()`` holds, at most ``polls`` of them (the
+    caller asserts what it expects afterwards)."""
+    for _ in range(polls):
+        await system.poll()
+        if condition():
+            return

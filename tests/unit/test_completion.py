@@ -14,7 +14,7 @@ from lima2_conductor.core.lima2 import DeviceState as D
 from lima2_conductor.core.master_file import gapped_layout
 from lima2_conductor.core.state import RunState
 from lima2_conductor.core.topology import FrameTable, StaticLocator
-from tests.fakes import FakeSystem
+from tests.fakes import FakeSystem, poll_until
 
 
 def name(rank: int, k: int) -> str:
@@ -87,10 +87,7 @@ def test_partitioned_receiver_gets_its_master_file_completed_even_after_a_new_ru
         f.procs[0].finished = True
         run = s.run
         assert run is not None
-        for _ in range(10):
-            await s.poll()
-            if run.master_file:
-                break
+        await poll_until(s, lambda: run.master_file, 10)
         assert frames_in(run.master_file) == (7, [])  # 0..6 (receiver 1 counted 3 before the cut)
         record = s.completions.records[-1]
         assert record.state == "waiting" and record.info()["waiting_for"] == ["rcv1"]
@@ -138,10 +135,7 @@ def test_a_receiver_that_never_comes_back_leaves_the_master_file_as_it_was(tmp_p
         f.procs[1].processed, f.procs[1].saved, f.procs[1].finished = 5, 5, True
         run = s.run
         assert run is not None
-        for _ in range(20):
-            await s.poll()
-            if run.master_file:
-                break
+        await poll_until(s, lambda: run.master_file, 20)
         before = Path(run.master_file).stat().st_mtime_ns
         assert frames_in(run.master_file) == (10, [4, 6, 8])
         record = s.completions.records[-1]

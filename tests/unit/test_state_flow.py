@@ -133,7 +133,6 @@ def test_after_a_trigger_the_system_follows_the_control_until_the_frame_is_acqui
         run = s.run
         assert run is not None
         await s.trigger()
-        await asyncio.sleep(0.01)
         assert run.progress.nb_frames_acquired == 0  # not acquired yet: nothing published
         f.ctl.acquired = 1  # the frame arrives, no tick runs
         await until(lambda: run.progress.nb_frames_acquired == 1, "the triggered frame followed")

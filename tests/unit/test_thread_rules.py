@@ -23,7 +23,7 @@ from lima2_conductor.core.run import Run
 from lima2_conductor.core.state import RunState
 from lima2_conductor.core.system import AcquisitionSystem
 from lima2_conductor.core.thread_rules import WrongThread, forbid_loop_thread, in_loop_thread, require_loop_thread
-from tests.fakes import FakeSystem, until
+from tests.fakes import FakeSystem, poll_until, until
 
 
 def in_a_thread(work: Any) -> BaseException | None:
@@ -133,10 +133,7 @@ def test_the_system_changes_its_state_in_the_event_loop_only(tmp_path: Path, sta
             p.processed = p.saved = 2
         await s.poll()  # a checkpoint of the master file
         f.end_acquisition(5, saved=True)
-        for _ in range(50):
-            await s.poll()
-            if s.run_state == RunState.DONE:
-                break
+        await poll_until(s, lambda: s.run_state == RunState.DONE, 50)
         assert s.run_state == RunState.DONE and s.run is not None and s.run.master_file
 
         # a receiver cut off mid-run, back once the run has failed: its master file completed
@@ -148,18 +145,12 @@ def test_the_system_changes_its_state_in_the_event_loop_only(tmp_path: Path, sta
         await s.poll()
         f.rcvs[1].offline = True
         f.procs[1].hung = True
-        for _ in range(50):
-            await s.poll()
-            if s.run_state == RunState.FAULT:
-                break
+        await poll_until(s, lambda: s.run_state == RunState.FAULT, 50)
         f.procs[0].processed = f.procs[0].saved = 4
         f.procs[0].finished = True
         run = s.run
         assert run is not None
-        for _ in range(50):
-            await s.poll()
-            if run.master_file:
-                break
+        await poll_until(s, lambda: run.master_file, 50)
         assert run.master_file and s.completions.records
         record = s.completions.records[-1]
         f.rcvs[1].offline = False
@@ -174,10 +165,7 @@ def test_the_system_changes_its_state_in_the_event_loop_only(tmp_path: Path, sta
         await s.stop()
         for p in f.procs:
             p.finished = True
-        for _ in range(50):
-            await s.poll()
-            if s.run_state == RunState.STOPPED:
-                break
+        await poll_until(s, lambda: s.run_state == RunState.STOPPED, 50)
         await s.close()
 
     asyncio.run(scenario())
