@@ -25,7 +25,7 @@ from .master_file import Saving
 from .nexus_tree import check_user_metadata
 from .params import build_prepare_params, check_saving
 from .pipeline import RunPipeline
-from .ports import DatabaseCheck, DevicePort, Ports, ProcessingFinder, ReceiverPort
+from .ports import ControlPort, DatabaseCheck, DevicePort, Ports, ProcessingFinder, ReceiverPort
 from .progress import Progress
 from .run import Run
 from .topology import Topology
@@ -63,23 +63,10 @@ class Preparation:
         t0 = self.clock()
         spec = _pipeline_of(user, overrides)
         overrides = channel_overrides(spec, overrides)
-        rcv0 = self.ports.receivers[0]
-        if self.check_database is not None:
-            # schemas come from the database (unless cached): a client call to a database that
-            # does not answer can freeze the whole process, so none is made when it is down
-            await self.check_database()
-        try:
-            schemas = await asyncio.gather(
-                call(
-                    self.ports.control, "read acq_params schema", self.ports.control.acq_schema(), self.ports.timeout_s
-                ),
-                call(rcv0, "read acq_params schema", rcv0.acq_schema(), self.ports.timeout_s),
-                call(rcv0, "read proc_params schema", rcv0.proc_schema(spec.class_name), self.ports.timeout_s),
-            )
-        except (DeviceOffline, DeviceTimeout):
-            if self.check_database is not None:  # schemas come from the database: is it the one down?
-                await self.check_database()
-            raise
+        ports = self.ports
+        schemas = await read_schemas(
+            ports.control, ports.receivers[0], spec.class_name, ports.timeout_s, self.check_database
+        )
         try:
             ctl, rcv, proc = await asyncio.to_thread(build_prepare_params, user, *schemas, overrides)
             user_metadata = await asyncio.to_thread(check_user_metadata, user.get("masterfile_metadata", {}))
@@ -289,3 +276,29 @@ def channel_overrides(spec: lima2.PipelineSpec, overrides: dict[str, Any]) -> di
         return overrides
     rest = {k: v for k, v in proc.items() if k != "saving"}
     return {**overrides, "processing": {**rest, **spec.saving_overrides(proc["saving"])}}
+
+
+async def read_schemas(
+    control: ControlPort,
+    receiver: ReceiverPort,
+    class_name: str,
+    timeout_s: float,
+    check_database: DatabaseCheck | None = None,
+) -> tuple[Any, Any, Any]:
+    """The control's and the receivers' ``acq_params`` schemas and ``class_name``'s
+    ``proc_params`` schema, read at once. They come from the database (unless cached): a
+    client call to a database that does not answer can freeze the whole process, so none
+    is made when ``check_database`` finds it down, and a failed read asks it again."""
+    if check_database is not None:
+        await check_database()
+    try:
+        ctl, rcv, proc = await asyncio.gather(
+            call(control, "read acq_params schema", control.acq_schema(), timeout_s),
+            call(receiver, "read acq_params schema", receiver.acq_schema(), timeout_s),
+            call(receiver, "read proc_params schema", receiver.proc_schema(class_name), timeout_s),
+        )
+    except (DeviceOffline, DeviceTimeout):
+        if check_database is not None:  # is the database the one down?
+            await check_database()
+        raise
+    return ctl, rcv, proc

@@ -17,8 +17,8 @@ from .errors import ConductorError, ParamError
 from .fanout import call
 from .nexus_tree import USER_METADATA_SCHEMA
 from .params import deep_merge, defaults_from_schema
-from .ports import ControlPort, ReceiverPort
-from .preparation import channel_overrides
+from .ports import ControlPort, DatabaseCheck, ReceiverPort
+from .preparation import channel_overrides, read_schemas
 
 T = TypeVar("T")
 
@@ -78,16 +78,16 @@ async def offers(receiver: ReceiverPort, timeout_s: float) -> dict[str, dict[str
 
 
 async def class_schemas(
-    control: ControlPort, receiver: ReceiverPort, spec: lima2.PipelineSpec, timeout_s: float
+    control: ControlPort,
+    receiver: ReceiverPort,
+    spec: lima2.PipelineSpec,
+    timeout_s: float,
+    check_database: DatabaseCheck | None = None,
 ) -> dict[str, Any]:
     """The schemas of a Prepare of class ``spec`` (control, receiver, processing,
-    masterfile_metadata)."""
-    return {
-        "control": await call(control, "read acq_params schema", control.acq_schema(), timeout_s),
-        "receiver": await call(receiver, "read acq_params schema", receiver.acq_schema(), timeout_s),
-        "processing": await call(receiver, "read proc_params schema", receiver.proc_schema(spec.class_name), timeout_s),
-        "masterfile_metadata": USER_METADATA_SCHEMA,
-    }
+    masterfile_metadata), read as a Prepare reads them (:func:`read_schemas`)."""
+    ctl, rcv, proc = await read_schemas(control, receiver, spec.class_name, timeout_s, check_database)
+    return {"control": ctl, "receiver": rcv, "processing": proc, "masterfile_metadata": USER_METADATA_SCHEMA}
 
 
 async def class_defaults(
@@ -96,13 +96,13 @@ async def class_defaults(
     spec: lima2.PipelineSpec,
     overrides: Mapping[str, Any],
     timeout_s: float,
+    check_database: DatabaseCheck | None = None,
 ) -> dict[str, Any]:
     """The params a Prepare of class ``spec`` gets when it says nothing else: the schema
     defaults with ``overrides`` (the conductor's settings) merged in, the saving settings
     on every saving channel of the class, as a Prepare applies them."""
     o = channel_overrides(spec, dict(overrides))
-    ctl_schema = await call(control, "read acq_params schema", control.acq_schema(), timeout_s)
-    proc_schema = await call(receiver, "read proc_params schema", receiver.proc_schema(spec.class_name), timeout_s)
+    ctl_schema, _, proc_schema = await read_schemas(control, receiver, spec.class_name, timeout_s, check_database)
     return {
         "control": deep_merge(defaults_from_schema(ctl_schema), o.get("control", {})),
         "processing": deep_merge(defaults_from_schema(proc_schema), o.get("processing", {})),

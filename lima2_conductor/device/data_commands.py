@@ -134,7 +134,9 @@ class DataCommands:
         s = self.system
         spec = known_class(class_name)
         overrides = settings_overrides(self.settings)
-        return json.dumps(await class_defaults(s.control, s.receivers[0], spec, overrides, s.timeout_s))
+        return json.dumps(
+            await class_defaults(s.control, s.receivers[0], spec, overrides, s.timeout_s, s.check_database)
+        )
 
     @command(
         dtype_in=str,
@@ -149,7 +151,7 @@ class DataCommands:
     async def _class_schemas(self, class_name: str) -> str:
         s = self.system
         spec = known_class(class_name)
-        return json.dumps(await class_schemas(s.control, s.receivers[0], spec, s.timeout_s))
+        return json.dumps(await class_schemas(s.control, s.receivers[0], spec, s.timeout_s, s.check_database))
 
     @attribute(
         dtype=str,
