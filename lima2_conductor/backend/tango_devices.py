@@ -11,7 +11,6 @@ import asyncio
 import collections
 import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -23,6 +22,7 @@ import tango.asyncio
 
 from ..core.errors import DeviceError, DeviceOffline, NotFound
 from ..core.lima2 import DeviceState, processing_device_pattern, processing_rank
+from .database import DATABASE, unreachable
 from .errors import translate
 
 logger = logging.getLogger(__name__)
@@ -334,21 +334,14 @@ class TangoDevice:
     async def _class_schema(self, class_name: str | None, attr: str) -> dict[str, Any]:
         key = f"{class_name}/{attr}"
         if key not in self._schemas:
-
-            def fetch() -> str:
-                db = database()
-                cls = class_name or db.get_device_info(self.name).class_name
-                prop = db.get_class_attribute_property(cls, attr)
-                try:
-                    return str(prop[attr]["schema"][0])
-                except (KeyError, IndexError):
-                    raise NotFound(f"no {attr} schema for class {cls} in the Tango database", self.name) from None
-
             try:
-                text = await asyncio.to_thread(fetch)
+                cls = class_name or await DATABASE.device_class(self.name)
+                values = await DATABASE.class_attribute_property(cls, attr, "schema")
             except tango.DevFailed as exc:
                 raise translate(exc, self.name, f"read {attr} schema") from None
-            self._schemas[key] = json.loads(text)
+            if not values:
+                raise NotFound(f"no {attr} schema for class {cls} in the Tango database", self.name)
+            self._schemas[key] = json.loads(values[0])
         return self._schemas[key]
 
     async def acq_schema(self) -> dict[str, Any]:
@@ -426,17 +419,13 @@ class TangoReceiver(TangoDevice):
     async def proc_version(self, class_name: str) -> str:
         """Not cached: a Lima2 server rewrites it when it starts, and clients check it
         before choosing a class."""
-
-        def fetch() -> str:
-            values = list(database().get_class_property(class_name, "Version").get("Version", []))
-            if not values or not str(values[0]).strip():
-                raise NotFound(f"no Version for class {class_name} in the Tango database", self.name)
-            return str(values[0]).strip()
-
         try:
-            return await asyncio.to_thread(fetch)
+            values = await DATABASE.class_property(class_name, "Version")
         except tango.DevFailed as exc:
             raise translate(exc, self.name, "read Version") from None
+        if not values or not values[0].strip():
+            raise NotFound(f"no Version for class {class_name} in the Tango database", self.name)
+        return values[0].strip()
 
     async def proc_params(self) -> dict[str, Any]:
         return await self.read_json("proc_params")
@@ -495,16 +484,13 @@ async def find_processing(
     Receivers export them during their Prepare; wait up to ``wait_s`` for all of them.
     """
 
-    def lookup() -> list[str]:
-        return list(database().get_device_exported(processing_device_pattern(uuid)))
-
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while True:
         try:
-            found = await asyncio.to_thread(lookup)
+            found = await DATABASE.exported(processing_device_pattern(uuid))
         except tango.DevFailed:
-            raise DeviceOffline(f"the Tango database ({os.environ.get('TANGO_HOST', '?')}) is unreachable") from None
+            raise unreachable() from None
         names = sorted(found, key=processing_rank)
         if len(names) >= nb_receivers:
             devices = [TangoProcessing(n, timeout_ms, uuid, fetch) for n in names[:nb_receivers]]
@@ -521,49 +507,3 @@ async def find_processing(
         if loop.time() > deadline:
             raise NotFound(f"found {len(names)} processing device(s) for {uuid}, expected {nb_receivers}")
         await asyncio.sleep(0.1)
-
-
-_DATABASE: Any = None
-"""One client of the Tango database (making one costs a round trip or more, and clients
-made by several threads at once stall for seconds)."""
-_DATABASE_LOCK = threading.Lock()
-
-
-def database() -> Any:
-    """The shared client of the Tango database (made on first use, in a worker thread)."""
-    global _DATABASE
-    with _DATABASE_LOCK:
-        if _DATABASE is None:
-            _DATABASE = tango.Database()
-        return _DATABASE
-
-
-async def check_database(timeout_s: float = 2.0) -> None:
-    """``DEVICE_OFFLINE`` naming ``TANGO_HOST`` when the Tango database does not answer."""
-
-    def ping() -> None:
-        database().get_info()
-
-    host = os.environ.get("TANGO_HOST", "?")
-    try:
-        # first a TCP connection: a database call to a host that does not answer (a
-        # partition) holds the GIL until its timeout, freezing the whole conductor
-        await asyncio.wait_for(_reach_any(host), timeout_s / 2)
-        await asyncio.wait_for(asyncio.to_thread(ping), timeout_s)
-    except (tango.DevFailed, TimeoutError, OSError):
-        raise DeviceOffline(f"the Tango database ({host}) is unreachable") from None
-
-
-async def _reach_any(tango_host: str) -> None:
-    """Open (and close) a TCP connection to one of the ``host:port`` of ``TANGO_HOST``."""
-    failure: OSError | None = None
-    for entry in tango_host.split(","):
-        name, _, port = entry.strip().rpartition(":")
-        try:
-            _, writer = await asyncio.open_connection(name, int(port))
-        except (OSError, ValueError) as exc:
-            failure = exc if isinstance(exc, OSError) else OSError(str(exc))
-            continue
-        writer.close()
-        return
-    raise failure or OSError(f"no database in TANGO_HOST={tango_host!r}")

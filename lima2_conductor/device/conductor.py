@@ -19,8 +19,9 @@ import tango
 from tango import DevState, GreenMode
 from tango.server import Device, attribute, command, device_property
 
+from ..backend.database import check_database
 from ..backend.frame_fetch import FrameFetcher
-from ..backend.tango_devices import TangoControl, TangoDevice, TangoReceiver, check_database, find_processing
+from ..backend.tango_devices import TangoControl, TangoDevice, TangoReceiver, find_processing
 from ..core.errors import ConductorError, ParamError
 from ..core.params import parse_json_object, settings_overrides
 from ..core.ports import BlockingControl, FrameRelay

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from typing import Any
 
 import tango
 
-from ..core.errors import ParamError
+from ..backend.database import DATABASE, tango_host
+from ..core.errors import DeviceOffline, ParamError
 from ..core.lima2 import ACQ_LIMITS, DEFAULT_FILENAME_FORMAT, DEFAULT_FILENAME_SUFFIX, SECONDS_TO_US, TRIGGER_MODES
 from ..core.saving_names import check_names
 from .attributes import Setting
@@ -142,14 +142,12 @@ async def persist(device: Any, key: str, value: Any) -> None:
     if not tango.Util._UseDb or util.is_svr_starting() or util.is_device_restarting(name):
         return
 
-    def put() -> None:
-        util.get_database().put_device_attribute_property(name, {key: {"__value": [_memorized_text(value)]}})
-
     try:
-        await asyncio.to_thread(put)
-    except tango.DevFailed as exc:
-        host = os.environ.get("TANGO_HOST", "?")
-        logger.warning("%s not changed: the Tango database (%s) did not take it: %s", key, host, exc.args[0].desc)
+        await DATABASE.put_device_attribute_property(name, key, "__value", [_memorized_text(value)])
+    except (tango.DevFailed, DeviceOffline) as exc:
+        host = tango_host()
+        why = exc.args[0].desc if isinstance(exc, tango.DevFailed) else str(exc)
+        logger.warning("%s not changed: the Tango database (%s) did not take it: %s", key, host, why)
         tango.Except.throw_exception(
             "DEVICE_OFFLINE",
             f"{name}: {key} not changed: the Tango database ({host}) is unreachable, and a value it does not "

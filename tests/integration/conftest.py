@@ -34,6 +34,7 @@ def conductor(system: LocalSystem) -> tango.DeviceProxy:
     c.acq_nb_frames = 10
     c.acq_expo_time = 0.001
     c.acq_latency_time = 0.0
+    c.acq_trigger_mode = 0  # internal
     c.saving_enabled = False
     return c
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -239,16 +240,13 @@ def test_processing_that_never_finishes_ends_by_the_watchdog(conductor: tango.De
 def test_software_trigger_through_the_conductor(conductor: tango.DeviceProxy) -> None:
     c = conductor
     c.acq_nb_frames = 5
-    c.acq_trigger_mode = 1  # SOFTWARE
-    try:
-        c.Prepare("")
-        c.Start()
-        for k in range(5):
-            c.Trigger()
-            wait_for(lambda k=k: c.nb_frames_acquired == k + 1, 5, f"frame {k}")
-        wait_for(lambda: c.run_state == "DONE", 10, "end of run")
-    finally:
-        c.acq_trigger_mode = 0
+    c.acq_trigger_mode = 1  # SOFTWARE (the fixture sets internal again)
+    c.Prepare("")
+    c.Start()
+    for k in range(5):
+        c.Trigger()
+        wait_for(lambda k=k: c.nb_frames_acquired == k + 1, 5, f"frame {k}")
+    wait_for(lambda: c.run_state == "DONE", 10, "end of run")
     assert c.nb_frames_processed == 5
 
 
@@ -378,6 +376,68 @@ def test_tango_database_down(tmp_path: Path) -> None:
         assert c.State() in (tango.DevState.ON, tango.DevState.DISABLE)
         system.start_db()
         wait_for(lambda: _prepares(c), 30, "Prepare once the database is back (Tango reconnects within seconds)")
+        run_to_end(c)
+        assert c.run_state == "DONE"
+
+
+def test_a_hung_tango_database(tmp_path: Path) -> None:
+    """A database that takes connections and never answers (a stopped DataBaseds, a locked
+    MariaDB): the conductor keeps answering, refuses what needs the database by its own
+    deadline, and works again once the database does."""
+    from lima2_conductor.cli.launcher import Layout, running_db
+
+    layout = Layout(2, "id10", sensor=(64, 64))
+    with running_db([layout], tmp_path) as system:
+        system.start_simulators(layout)
+        system.start_conductor(layout)
+        name = f"tango://{system.tango_host}/{layout.conductor}"
+        c = tango.DeviceProxy(name)
+        wait_for(lambda: c.State() == tango.DevState.ON, 20, "conductor")
+        watcher = tango.DeviceProxy(name)
+        watcher.set_timeout_millis(1000)
+        patient = tango.DeviceProxy(name)
+        patient.set_timeout_millis(30_000)  # the conductor's own deadline is the one that answers
+        c.acq_nb_frames = 0
+        c.Prepare("")
+        c.Start()
+        db = system.processes["tango_db"].pid
+        answers: list[tuple[float, bool]] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                t0 = time.monotonic()
+                try:
+                    watcher.State()
+                    answers.append((time.monotonic() - t0, True))
+                except tango.DevFailed:
+                    answers.append((time.monotonic() - t0, False))
+                done.wait(0.1)
+
+        os.kill(db, signal.SIGSTOP)
+        thread = threading.Thread(target=watch, daemon=True)
+        try:
+            thread.start()
+            n = c.nb_frames_xferred
+            wait_for(lambda: c.nb_frames_xferred > n + 10, 10, "a running acquisition unaffected")
+            c.Stop()
+            wait_for(lambda: c.run_state == "STOPPED", 10, "stopped")
+            for _ in range(2):
+                t0 = time.monotonic()
+                with pytest.raises(tango.DevFailed) as info:
+                    patient.Prepare("")
+                assert reason(info) == "DEVICE_OFFLINE" and system.tango_host.split(":")[-1] in info.value.args[0].desc
+                assert time.monotonic() - t0 < 10
+            with pytest.raises(tango.DevFailed) as info:
+                patient.acq_nb_frames = 5  # memorized: the database must take it first
+            assert reason(info) == "DEVICE_OFFLINE"
+            assert c.acq_nb_frames == 0
+        finally:
+            done.set()
+            thread.join(5) if thread.is_alive() else None
+            os.kill(db, signal.SIGCONT)
+        assert answers and all(ok for _, ok in answers), f"State unanswered {sum(not ok for _, ok in answers)} times"
+        wait_for(lambda: _prepares(c), 60, "Prepare once the database answers again")
         run_to_end(c)
         assert c.run_state == "DONE"
 
