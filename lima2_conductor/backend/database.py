@@ -22,7 +22,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import queue
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import tango
@@ -41,12 +44,60 @@ def unreachable() -> DeviceOffline:
     return DeviceOffline(f"the Tango database ({tango_host()}) is unreachable")
 
 
+class _Worker:
+    """One daemon thread running calls in order; a call cancelled before its turn is
+    skipped. A daemon, so that a call stuck in a hung database never holds up the
+    process's exit (:meth:`idle` says whether calls are still pending)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition()
+        self._pending = 0  # submitted, not yet done or skipped
+
+    def submit(self, call: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._idle:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+            self._pending += 1
+        self._queue.put((call, future))
+        return future
+
+    def idle(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until every submitted call is done or skipped."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            call, future = self._queue.get()
+            try:
+                if future.set_running_or_notify_cancel():  # else its caller gave up before its turn
+                    try:
+                        future.set_result(call())
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                        future.set_exception(exc)
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+
 class TangoDatabase:
     """The Tango database's commands, one at a time in a thread of their own."""
 
     def __init__(self, deadline_s: float = DEADLINE_S) -> None:
         self.deadline_s = deadline_s
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tango-database")
+        self._worker = _Worker("tango-database")
         self._lock = threading.Lock()
         self._client: Any = None
 
@@ -66,7 +117,7 @@ class TangoDatabase:
             db = self._database()
             return db.command_inout(name) if arg is None else db.command_inout(name, arg)
 
-        future = asyncio.get_running_loop().run_in_executor(self._executor, call)
+        future = asyncio.wrap_future(self._worker.submit(call))
         try:
             return await asyncio.wait_for(future, self.deadline_s)
         except TimeoutError:
@@ -121,8 +172,11 @@ class TangoDatabase:
             return
         await self.command("DbPutDeviceAttributeProperty2", [device, "1", attr, "1", prop, str(len(values)), *values])
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    def idle(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until no database call is running: before the
+        process exits, as a thread returning from Tango into a finalised interpreter
+        aborts the process."""
+        return self._worker.idle(timeout)
 
 
 def _values(flat: list[str], names: list[str]) -> dict[str, list[str]]:

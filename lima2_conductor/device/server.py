@@ -17,6 +17,7 @@ import sys
 from tango import GreenMode
 from tango.server import run
 
+from ..backend.database import DATABASE
 from ..backend.tango_devices import UNSUBSCRIBER
 from .conductor import Lima2Conductor
 from .logs import FORMAT, level_from_args
@@ -26,7 +27,8 @@ SWITCH_INTERVAL = "LIMA2_CONDUCTOR_SWITCH_INTERVAL_S"
 EXIT_DRAIN_S = 3.0
 """How long the server waits at exit for its event subscriptions to end."""
 EXIT_UNCLEAN = 3
-"""Exit status when subscriptions were still ending at exit (Starter and systemd see it)."""
+"""Exit status when subscriptions were still ending, or a database call still running,
+at exit (Starter and systemd see it)."""
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +53,14 @@ def main(argv: list[str] | None = None) -> None:
     for line in apply_tuning():
         logger.info("process setting: %s", line)
     run((Lima2Conductor,), args=[SERVER_NAME, *args], green_mode=GreenMode.Asyncio)
-    if not UNSUBSCRIBER.drain(EXIT_DRAIN_S):  # the devices' delete_device ended their subscriptions
+    # the devices' delete_device ended their subscriptions; a database call may still run
+    drained = UNSUBSCRIBER.drain(EXIT_DRAIN_S)
+    idle = DATABASE.idle(EXIT_DRAIN_S if drained else 0.0)
+    if not (drained and idle):
         # a thread still inside Tango would abort a normal interpreter exit: leave at once,
         # logs flushed, with a status that says the exit was not clean
-        logger.error("event subscriptions still ending %.0f s after shutdown: exiting without them", EXIT_DRAIN_S)
+        what = "event subscriptions still ending" if not drained else "a Tango database call still running"
+        logger.error("%s %.0f s after shutdown: exiting without it", what, EXIT_DRAIN_S)
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
