@@ -24,13 +24,13 @@ import concurrent.futures
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import tango
 
 from ..core.errors import DeviceOffline
+from ..server.daemon_work import DaemonWork
 
 DEADLINE_S = 2.0
 """How long a caller waits for the database (a healthy one answers in milliseconds)."""
@@ -45,37 +45,22 @@ def unreachable() -> DeviceOffline:
 
 
 class _Worker:
-    """One daemon thread running calls in order; a call cancelled before its turn is
-    skipped. A daemon, so that a call stuck in a hung database never holds up the
-    process's exit (:meth:`idle` says whether calls are still pending)."""
+    """Calls run in order by one daemon thread (:class:`DaemonWork`); a call cancelled
+    before its turn is skipped, never made."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
         self._queue: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._idle = threading.Condition()
-        self._pending = 0  # submitted, not yet done or skipped
+        self._work = DaemonWork(name, self._run)
 
     def submit(self, call: Callable[[], Any]) -> concurrent.futures.Future[Any]:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        with self._idle:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
-            self._pending += 1
+        self._work.handed()
         self._queue.put((call, future))
         return future
 
     def idle(self, timeout: float) -> bool:
         """Wait (at most ``timeout`` s) until every submitted call is done or skipped."""
-        deadline = time.monotonic() + timeout
-        with self._idle:
-            while self._pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+        return self._work.drain(timeout)
 
     def _run(self) -> None:
         while True:
@@ -87,9 +72,7 @@ class _Worker:
                     except BaseException as exc:  # noqa: BLE001 - handed to the caller
                         future.set_exception(exc)
             finally:
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
+                self._work.finished()
 
 
 class TangoDatabase:

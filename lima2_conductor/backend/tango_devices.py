@@ -22,6 +22,7 @@ import tango.asyncio
 
 from ..core.errors import DeviceError, DeviceOffline, NotFound
 from ..core.lima2 import DeviceState, processing_device_pattern, processing_rank
+from ..server.daemon_work import DaemonWork
 from .database import DATABASE, unreachable
 from .errors import translate
 
@@ -90,32 +91,17 @@ class Unsubscriber:
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[list[tuple[Any, int]]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._pending = 0  # batches submitted, not yet done
+        self._work = DaemonWork("unsubscribe", self._run)
         self._kept: collections.deque[tuple[float, list[tuple[Any, int]]]] = collections.deque()
 
     def submit(self, subscriptions: list[tuple[Any, int]]) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="unsubscribe", daemon=True)
-                self._thread.start()
-            self._pending += 1
+        self._work.handed()
         self._queue.put(subscriptions)
 
     def drain(self, timeout: float) -> bool:
-        """Wait (at most ``timeout`` s) until every submitted unsubscription has ended:
-        before the process exits, as a daemon thread returning from Tango into a
-        finalised interpreter aborts the process."""
-        deadline = time.monotonic() + timeout
-        with self._idle:
-            while self._pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+        """Wait (at most ``timeout`` s) until every submitted unsubscription has ended
+        (before the process exits: :mod:`lima2_conductor.server.daemon_work`)."""
+        return self._work.drain(timeout)
 
     def _run(self) -> None:
         while True:
@@ -141,9 +127,7 @@ class Unsubscriber:
                 finally:
                     hang.cancel()
             if batch is not None:
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
+                self._work.finished()
             now = time.monotonic()
             if batch:
                 self._kept.append((now, batch))
