@@ -33,6 +33,8 @@ GONE = "GONE"
 """The run state a scan sees once the conductor's current run is another one (Prepared by
 another client, or forgotten by a Reset) before its own run ended."""
 REPLY_POLL_S = 0.0005
+FAILURE_SETTLE_S = 1.0
+"""How long a failed scan waits for the conductor to publish the errors behind a refusal."""
 
 
 class AcquisitionFailed(RuntimeError):
@@ -302,9 +304,17 @@ class ConductorClient:
         """The error of a failed run: the device, ``cause`` (what the scan saw, e.g. a
         refused command's text) and the run's own errors; the conductor's errors and Status
         only while its current run is ``run`` (never those of another, healthy run)."""
+        deadline = time.monotonic() + FAILURE_SETTLE_S
         try:
-            values = self.read_many(["acq_uuid", "errors", "last_error"])
-            status = str(self.proxy.Status())
+            while True:
+                values = self.read_many(["acq_uuid", "errors", "last_error", "run_state"])
+                status = str(self.proxy.Status())
+                # a refusal may come a moment before the conductor publishes the failure
+                # that caused it: wait (briefly) for its errors rather than report none
+                settled = values["errors"] or values["run_state"] not in ACTIVE or not cause
+                if settled or time.monotonic() > deadline:
+                    break
+                gevent.sleep(0.02)
         except tango.DevFailed as exc:
             text = f"{detector}: the conductor {self.name} is unreachable: {exc.args[0].desc}"
             return AcquisitionFailed(f"{text}\n  - {cause}" if cause else text)
