@@ -175,16 +175,20 @@ def _values(flat: list[str], names: list[str]) -> dict[str, list[str]]:
 
 def _file_database() -> bool:
     """True in a device server whose database is a file (``-file=``)."""
-    return _server_util() is not None and bool(tango.Util._FileDb)
+    util = _server_util()
+    try:
+        return util is not None and bool(util.get_database().get_file_name())
+    except tango.DevFailed:  # what it answers when the database is not a file
+        return False
 
 
 def _server_util() -> Any:
-    """The running device server's ``Util``, None outside a device server."""
+    """The running device server's ``Util`` when it has a database, None otherwise."""
     try:
         util = tango.Util.instance(False)
+        return util if util.get_database() is not None else None
     except tango.DevFailed:
         return None
-    return util if tango.Util._UseDb else None
 
 
 DATABASE = TangoDatabase()
